@@ -1,0 +1,102 @@
+# loratune build. Targets: all test golden bench asan ubsan debug format lint fuzz clean
+# Switches: NO_OMP=1 (no OpenMP), NATIVE=1 (-march=native), WERROR=1, CC=clang
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter
+CFLAGS  ?=
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -fvisibility=hidden -Iinclude -Isrc \
+           -I/usr/include/x86_64-linux-gnu/openblas-pthread
+LDLIBS  := -lopenblas -lcjson -lpcre2-8 -lutf8proc -lm -lpthread
+ifneq ($(NO_OMP),1)
+  CFLAGS += -fopenmp
+  LDFLAGS += -fopenmp
+endif
+ifeq ($(NATIVE),1)
+  CFLAGS += -march=native
+else
+  CFLAGS += -mavx2 -mfma -mf16c
+endif
+ifeq ($(WERROR),1)
+  CFLAGS += -Werror
+endif
+ifneq ($(SAN),)
+  CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=$(SAN)
+endif
+
+LIB_SRC   := $(sort $(wildcard src/*/*.c src/*/*/*.c))
+LIB_SRC   := $(filter-out src/cli/%,$(LIB_SRC))
+CLI_SRC   := $(sort $(wildcard src/cli/*.c))
+UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+GOLD_SRC  := $(sort $(wildcard tests/golden/test_*.c))
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+LIB      := $(BUILD)/libloratune.a
+BIN      := $(BUILD)/loratune
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+GOLD_BIN := $(GOLD_SRC:tests/golden/%.c=$(BUILD)/tests/%)
+BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test unit golden bench asan ubsan debug format format-check lint fuzz clean
+all: $(BIN) $(UNIT_BIN) $(GOLD_BIN) $(BENCH_BIN) $(FUZZ_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+$(BUILD)/tests/%: tests/golden/%.c $(LIB) tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+# fuzz targets build as plain programs replaying a corpus (tests/fuzz/main.c); with clang and
+# FUZZ=1 they link libFuzzer instead.
+$(BUILD)/tests/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(LIB) $(LDLIBS)
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# The test command of the README. Runs every unit, golden and fuzz-replay test; non-zero on any failure.
+test: $(BIN) $(UNIT_BIN) $(GOLD_BIN) $(FUZZ_BIN)
+	@BUILD=$(BUILD) sh tests/run_all.sh $(UNIT_BIN) $(GOLD_BIN) $(FUZZ_BIN)
+
+golden: $(GOLD_BIN)
+	@BUILD=$(BUILD) sh tests/run_all.sh $(GOLD_BIN)
+
+bench: $(BENCH_BIN) $(BIN)
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+asan:
+	$(MAKE) BUILD=build/asan OPT=-O1 SAN=address,undefined test
+ubsan:
+	$(MAKE) BUILD=build/ubsan OPT=-O1 SAN=undefined test
+debug:
+	$(MAKE) BUILD=build/debug OPT=-O0 all
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Iinclude -Isrc src
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

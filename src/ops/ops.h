@@ -1,0 +1,114 @@
+/*
+ * ops.h - forward and backward kernels of the transformer, on f32 activations.
+ *
+ * Each op has a scalar reference `*_ref` (plainly correct, always built) and a fast version
+ * (BLAS, OpenMP over the outer loop, SIMD) with the same contract; tests check fast against ref
+ * and every backward against finite differences. Shapes use B (batch), T (time), C (channels),
+ * NH (query heads), NKV (key/value heads), HS (head size), V (vocab), N = rows (usually B*T).
+ * Backward functions ACCUMULATE (+=) into input gradients unless said otherwise, so a residual
+ * stream's gradient can be summed from two branches without a temporary.
+ * None of these allocate except where a workspace is named; none fail.
+ */
+#ifndef LT_OPS_H
+#define LT_OPS_H
+
+#include "tensor/tensor.h"
+
+// ---------------------------------------------------------------------------------------------
+// linear layers over frozen weights W (out, in) in any float dtype (converted in tiles)
+
+// Floats of workspace the linear kernels need for W (a tile of rows converted to f32).
+size_t lt_linear_ws_floats(const lt_mat *W);
+// y(N, out) = x(N, in) @ W^T + b. b: (out) f32 or NULL. ws: lt_linear_ws_floats(W) floats.
+// If accumulate is true, y += x @ W^T (+ b) instead of overwrite.
+void lt_linear_fwd(float *y, const float *x, const lt_mat *W, const float *b, int64_t N,
+                   bool accumulate, float *ws);
+void lt_linear_fwd_ref(float *y, const float *x, const lt_mat *W, const float *b, int64_t N,
+                       bool accumulate);
+// dx(N, in) += dy(N, out) @ W.  (No gradient for the frozen W and b.)
+void lt_linear_bwd_x(float *dx, const float *dy, const lt_mat *W, int64_t N, float *ws);
+void lt_linear_bwd_x_ref(float *dx, const float *dy, const lt_mat *W, int64_t N);
+
+// Plain f32 GEMM helpers (row-major): C(M,N) = alpha * op(A) @ op(B) + beta * C
+void lt_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+              int64_t ldc);
+
+// ---------------------------------------------------------------------------------------------
+// normalisation
+
+// out(N,C) = x / sqrt(mean(x^2) + eps) * w ; rstd(N) saved for backward. (HF LlamaRMSNorm in f32)
+void lt_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int64_t N, int C,
+                    float eps);
+void lt_rmsnorm_fwd_ref(float *out, float *rstd, const float *x, const float *w, int64_t N, int C,
+                        float eps);
+// dx(N,C) += d/dx ; dw(C) += d/dw when dw != NULL.
+void lt_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                    const float *rstd, int64_t N, int C);
+void lt_rmsnorm_bwd_ref(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                        const float *rstd, int64_t N, int C);
+
+// ---------------------------------------------------------------------------------------------
+// rotary position embedding, HF "rotate_half" layout: within each head the first rot/2 dims pair
+// with the next rot/2 (dims >= rot are left alone: partial rotary of GPT-NeoX).
+
+// cos/sin tables (n_pos, rot/2) as transformers computes them: inv_freq[i] = 1/theta^(2i/rot)
+// in f32, angle = pos * inv_freq[i] in f32, cos/sin of that angle.
+void lt_rope_table(float *cos_t, float *sin_t, int n_pos, int rot, float theta);
+// In place on x (N, nh, HS); pos(N) are the positions of the rows (all < n_pos of the table).
+void lt_rope_fwd(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int64_t N,
+                 int nh, int HS, int rot);
+// In place on dx: the inverse rotation (the transpose of the forward's linear map).
+void lt_rope_bwd(float *dx, const int32_t *pos, const float *cos_t, const float *sin_t, int64_t N,
+                 int nh, int HS, int rot);
+
+// ---------------------------------------------------------------------------------------------
+// causal self-attention with grouped-query heads
+
+typedef struct lt_attn_shape {
+    int B, T, NH, NKV, HS;
+    int window;           // sliding window W > 0: query i sees keys j with i - W < j <= i; 0: none
+    const int32_t *kmask; // (B, T) 1 = real token, 0 = padding key to ignore; NULL: all real
+} lt_attn_shape;
+
+// q (B,T,NH,HS), k,v (B,T,NKV,HS) -> out (B,T,NH,HS); att (B,NH,T,T) softmax probabilities saved
+// for backward (entries above the diagonal are written as 0). Scale 1/sqrt(HS).
+// A query row with no visible key gets out = 0 and att row = 0.
+void lt_attn_fwd(float *out, float *att, const float *q, const float *k, const float *v,
+                 const lt_attn_shape *s);
+void lt_attn_fwd_ref(float *out, float *att, const float *q, const float *k, const float *v,
+                     const lt_attn_shape *s);
+// dq, dk, dv += gradients. ws: lt_attn_ws_floats(s) floats.
+size_t lt_attn_ws_floats(const lt_attn_shape *s);
+void lt_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                 const float *q, const float *k, const float *v, const lt_attn_shape *s, float *ws);
+void lt_attn_bwd_ref(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                     const float *q, const float *k, const float *v, const lt_attn_shape *s);
+
+// ---------------------------------------------------------------------------------------------
+// MLP activations
+
+// h(n) = silu(g) * u
+void lt_swiglu_fwd(float *h, const float *g, const float *u, int64_t n);
+// dg, du += from dh
+void lt_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n);
+
+// ---------------------------------------------------------------------------------------------
+// loss
+
+// Cross-entropy over rows of logits (N, V) with integer targets (N); rows with target < 0 are
+// ignored. Returns the SUM of losses of the kept rows (the caller divides). If dlogits != NULL
+// (may alias logits) it receives scale * (softmax - onehot) for kept rows and 0 for ignored rows.
+// Computed in double accumulation for the log-sum-exp.
+double lt_ce_fwd_bwd(float *dlogits, const float *logits, const int32_t *targets, int64_t N, int V,
+                     float scale);
+double lt_ce_fwd_bwd_ref(float *dlogits, const float *logits, const int32_t *targets, int64_t N,
+                         int V, float scale);
+
+// ---------------------------------------------------------------------------------------------
+// elementwise helpers
+void lt_add_inplace(float *y, const float *x, int64_t n);        // y += x
+void lt_scale_inplace(float *y, float a, int64_t n);             // y *= a
+void lt_axpy(float *y, float a, const float *x, int64_t n);      // y += a*x
+
+#endif
