@@ -25,7 +25,14 @@ lt_status lt_err_wrap(lt_err *err, const char *fmt, ...) {
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     old[sizeof old - 1] = 0;
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    // "prefix: old", cut to fit
+    size_t np = strlen(prefix), no = strlen(old), cap = sizeof err->msg - 1, o = 0;
+    if (np > cap) np = cap;
+    memcpy(err->msg, prefix, np), o = np;
+    if (o + 2 <= cap) memcpy(err->msg + o, ": ", 2), o += 2;
+    if (no > cap - o) no = cap - o;
+    memcpy(err->msg + o, old, no), o += no;
+    err->msg[o] = 0;
     return err->code;
 }
 

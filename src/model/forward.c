@@ -1,0 +1,470 @@
+/*
+ * forward.c - forward and hand-written backward of the decoder stack with LoRA, the chunked
+ * LM head + cross-entropy, and gradient checkpointing (recompute a block from its saved input).
+ *
+ * Block (pre-norm, llama family):
+ *   xn1 = rms(x; w1); q,k,v = Q(xn1),K(xn1),V(xn1); rope(q,k); ao = attn(q,k,v)
+ *   xmid = x + O(ao); xn2 = rms(xmid; w2); h = silu(G(xn2)) * U(xn2); out = xmid + D(h)
+ * Each projection P(x) = x W^T + b + s * (drop(x) A^T) B^T when a LoRA module is attached.
+ * Backward runs the same list in reverse; gradients flow only where something is trainable:
+ * nothing is computed for frozen weights, and the backward stops at the lowest block holding
+ * LoRA parameters. Logits are computed only for positions whose (shifted) label carries loss,
+ * a chunk of rows at a time, so the (N, V) logits matrix never exists during training.
+ */
+#include "core/core.h"
+#include "lora/lora.h"
+#include "model/model.h"
+#include "ops/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#define HEAD_CHUNK 128 // rows of logits computed at once by the LM head
+
+typedef struct block_acts {
+    float *xn1, *rstd1; // (N,C), (N)
+    float *q, *k, *v;   // (N,QD), (N,KVD), (N,KVD) after RoPE
+    float *att;         // (B,NH,T,T)
+    float *ao;          // (N,QD)
+    float *xmid;        // (N,C)
+    float *xn2, *rstd2; // (N,C), (N)
+    float *g, *u, *h;   // (N,F)
+    float *hl[LT_MOD_PER_LAYER]; // LoRA hidden (N, r) per module, NULL when no module
+} block_acts;
+
+struct lt_ctx {
+    lt_model *m;
+    int B, T;
+    int64_t N;
+    bool train, ckpt;
+    int n_slots;       // activation slots: L when training without checkpointing, else 1
+    block_acts *acts;  // (n_slots)
+    float *xs;         // (L+1, N, C) block inputs (the residual stream)
+    float *xf, *rstdf; // (N,C), (N) after the final norm
+    // backward scratch
+    float *dres, *dxn, *dao, *dq, *dk, *dv; // (N,C) (N,C) (N,QD) (N,QD) (N,KVD) (N,KVD)
+    float *dF1, *dF2, *dF3;                 // (N,F)
+    float *dhl;                             // (max(N, HEAD_CHUNK), rmax)
+    float *drop;                            // (N, max in) dropout scratch, or NULL
+    // LM head
+    int32_t *sel, *tgt;        // (N) selected rows and their targets
+    float *hsel, *dhsel;       // (N, C)
+    float *chunk;              // (HEAD_CHUNK, V)
+    float *hl_head;            // (HEAD_CHUNK, r) LoRA hidden of lm_head
+    int32_t *pos0;             // (N) default positions
+    float *lin_ws, *attn_ws;
+    size_t bytes;
+    // per-step settings
+    uint64_t drop_seed;
+    int64_t step;
+};
+
+// ---------------------------------------------------------------------------------------------
+// context
+
+static float *ctx_alloc(lt_ctx *c, size_t n, bool *ok) {
+    if (n == 0) return NULL;
+    float *p = lt_alloc_aligned(n * sizeof(float));
+    if (!p) *ok = false;
+    else c->bytes += n * sizeof(float);
+    return p;
+}
+
+static void acts_free(block_acts *a) {
+    lt_free_aligned(a->xn1), lt_free_aligned(a->rstd1), lt_free_aligned(a->q);
+    lt_free_aligned(a->k), lt_free_aligned(a->v), lt_free_aligned(a->att);
+    lt_free_aligned(a->ao), lt_free_aligned(a->xmid), lt_free_aligned(a->xn2);
+    lt_free_aligned(a->rstd2), lt_free_aligned(a->g), lt_free_aligned(a->u);
+    lt_free_aligned(a->h);
+    for (int k = 0; k < LT_MOD_PER_LAYER; k++) lt_free_aligned(a->hl[k]);
+}
+
+void lt_ctx_free(lt_ctx *c) {
+    if (!c) return;
+    if (c->acts)
+        for (int i = 0; i < c->n_slots; i++) acts_free(&c->acts[i]);
+    lt_free(c->acts);
+    float *fs[] = {c->xs,  c->xf,  c->rstdf, c->dres, c->dxn,  c->dao,   c->dq,
+                   c->dk,  c->dv,  c->dF1,   c->dF2,  c->dF3,  c->dhl,   c->drop,
+                   c->hsel, c->dhsel, c->chunk, c->hl_head, c->lin_ws, c->attn_ws};
+    for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) lt_free_aligned(fs[i]);
+    lt_free(c->sel);
+    lt_free(c->tgt);
+    lt_free(c->pos0);
+    lt_free(c);
+}
+
+size_t lt_ctx_bytes(const lt_ctx *c) { return c->bytes; }
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+lt_status lt_ctx_new(lt_model *m, const lt_ctx_opts *o, lt_ctx **out, lt_err *err) {
+    const lt_config *cf = &m->cfg;
+    if (o->B <= 0 || o->T <= 0 || o->B > 1 << 16 || o->T > 1 << 20)
+        return lt_err_set(err, LT_ERR_ARG, "batch %d x sequence %d is not a valid shape", o->B, o->T);
+    if (o->T > cf->max_pos)
+        return lt_err_set(err, LT_ERR_ARG, "sequence length %d exceeds the model's %d positions",
+                          o->T, cf->max_pos);
+    lt_ctx *c = lt_calloc(1, sizeof *c);
+    if (!c) return lt_err_set(err, LT_ERR_OOM, "out of memory");
+    c->m = m;
+    c->B = o->B, c->T = o->T;
+    c->N = (int64_t)o->B * o->T;
+    c->train = o->train;
+    c->ckpt = o->train && o->checkpoint;
+    size_t N = (size_t)c->N, C = (size_t)cf->n_embd, F = (size_t)cf->n_ff, V = (size_t)cf->n_vocab;
+    size_t QD = (size_t)cf->n_head * (size_t)cf->head_dim, KVD = (size_t)cf->n_head_kv * (size_t)cf->head_dim;
+    size_t L = (size_t)cf->n_layer;
+    size_t att = (size_t)o->B * (size_t)cf->n_head * (size_t)o->T * (size_t)o->T;
+    bool ok = true;
+    // The largest LoRA rank and input width among attached modules, and whether any has dropout.
+    size_t rmax = 0, inmax = C;
+    bool any_drop = false;
+    for (size_t l = 0; l < L; l++)
+        for (int k = 0; k < LT_MOD_PER_LAYER; k++) {
+            const lt_lora_mod *lm = m->layers[l].lin[k].lora;
+            if (!lm) continue;
+            rmax = max_sz(rmax, (size_t)lm->r);
+            inmax = max_sz(inmax, (size_t)lm->in);
+            any_drop |= lm->dropout > 0;
+        }
+    if (m->lm_head.lora) {
+        rmax = max_sz(rmax, (size_t)m->lm_head.lora->r);
+        any_drop |= m->lm_head.lora->dropout > 0;
+    }
+    c->n_slots = c->train && !c->ckpt ? (int)L : 1;
+    c->acts = lt_calloc((size_t)c->n_slots, sizeof *c->acts);
+    if (!c->acts) ok = false;
+    for (int s = 0; ok && s < c->n_slots; s++) {
+        block_acts *a = &c->acts[s];
+        a->xn1 = ctx_alloc(c, N * C, &ok), a->rstd1 = ctx_alloc(c, N, &ok);
+        a->q = ctx_alloc(c, N * QD, &ok), a->k = ctx_alloc(c, N * KVD, &ok);
+        a->v = ctx_alloc(c, N * KVD, &ok), a->att = ctx_alloc(c, att, &ok);
+        a->ao = ctx_alloc(c, N * QD, &ok), a->xmid = ctx_alloc(c, N * C, &ok);
+        a->xn2 = ctx_alloc(c, N * C, &ok), a->rstd2 = ctx_alloc(c, N, &ok);
+        a->g = ctx_alloc(c, N * F, &ok), a->u = ctx_alloc(c, N * F, &ok);
+        a->h = ctx_alloc(c, N * F, &ok);
+        for (int k = 0; k < LT_MOD_PER_LAYER; k++) a->hl[k] = ctx_alloc(c, N * rmax, &ok);
+    }
+    c->xs = ctx_alloc(c, (L + 1) * N * C, &ok);
+    c->xf = ctx_alloc(c, N * C, &ok), c->rstdf = ctx_alloc(c, N, &ok);
+    if (c->train) {
+        c->dres = ctx_alloc(c, N * C, &ok), c->dxn = ctx_alloc(c, N * C, &ok);
+        c->dao = ctx_alloc(c, N * QD, &ok), c->dq = ctx_alloc(c, N * QD, &ok);
+        c->dk = ctx_alloc(c, N * KVD, &ok), c->dv = ctx_alloc(c, N * KVD, &ok);
+        c->dF1 = ctx_alloc(c, N * F, &ok), c->dF2 = ctx_alloc(c, N * F, &ok);
+        c->dF3 = ctx_alloc(c, N * F, &ok);
+        c->dhl = ctx_alloc(c, max_sz(N, HEAD_CHUNK) * max_sz(rmax, 1), &ok);
+        c->dhsel = ctx_alloc(c, N * C, &ok);
+    }
+    if (any_drop) c->drop = ctx_alloc(c, max_sz(N, HEAD_CHUNK) * max_sz(inmax, F), &ok);
+    c->hsel = ctx_alloc(c, N * C, &ok);
+    c->chunk = ctx_alloc(c, (size_t)HEAD_CHUNK * V, &ok);
+    c->hl_head = ctx_alloc(c, (size_t)HEAD_CHUNK * max_sz(rmax, 1), &ok);
+    size_t lws = lt_linear_ws_floats(&m->lm_head.w);
+    for (size_t l = 0; l < L; l++)
+        for (int k = 0; k < LT_MOD_PER_LAYER; k++)
+            lws = max_sz(lws, lt_linear_ws_floats(&m->layers[l].lin[k].w));
+    c->lin_ws = ctx_alloc(c, max_sz(lws, 1), &ok);
+    lt_attn_shape as = {.B = o->B, .T = o->T, .NH = cf->n_head, .NKV = cf->n_head_kv, .HS = cf->head_dim};
+    c->attn_ws = ctx_alloc(c, max_sz(lt_attn_ws_floats(&as), 1), &ok);
+    c->sel = lt_alloc(N * sizeof(int32_t));
+    c->tgt = lt_alloc(N * sizeof(int32_t));
+    c->pos0 = lt_alloc(N * sizeof(int32_t));
+    if (!ok || !c->sel || !c->tgt || !c->pos0) {
+        size_t want = c->bytes;
+        lt_ctx_free(c);
+        return lt_err_set(err, LT_ERR_OOM,
+                          "out of memory allocating activations for batch %d x %d (%.1f MB so far)",
+                          o->B, o->T, (double)want / 1e6);
+    }
+    for (int b = 0; b < o->B; b++)
+        for (int t = 0; t < o->T; t++) c->pos0[(size_t)b * (size_t)o->T + (size_t)t] = t;
+    *out = c;
+    return LT_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// linear modules with LoRA
+
+// The input the LoRA path sees: x itself, or dropout(x) regenerated from a hash of
+// (seed, step, module, element), so recomputation in backward reproduces the same mask.
+static const float *lora_input(lt_ctx *c, const lt_lora_mod *lm, const float *x, int64_t N,
+                               int64_t row0) {
+    if (!(lm->dropout > 0) || !c->train) return x;
+    float keep = 1.0f - lm->dropout, inv = 1.0f / keep;
+    int64_t in = lm->in;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t i = 0; i < in; i++) {
+            float u = lt_hash_uniform(c->drop_seed, (uint64_t)c->step, (uint64_t)lm->id,
+                                      (uint64_t)((row0 + n) * in + i));
+            c->drop[n * in + i] = u < keep ? x[n * in + i] * inv : 0.0f;
+        }
+    return c->drop;
+}
+
+// y (N,out) (+)= x (N,in) W^T + b + s * hl B^T with hl (N,r) = drop(x) A^T saved for backward.
+static void lin_fwd(lt_ctx *c, const lt_linear *li, const float *x, float *y, int64_t N,
+                    bool accumulate, float *hl, int64_t row0) {
+    lt_linear_fwd(y, x, &li->w, li->b, N, accumulate, c->lin_ws);
+    const lt_lora_mod *lm = li->lora;
+    if (!lm) return;
+    const float *xa = lora_input(c, lm, x, N, row0);
+    lt_sgemm(false, true, N, lm->r, lm->in, 1.0f, xa, lm->in, lm->A, lm->in, 0.0f, hl, lm->r);
+    lt_sgemm(false, true, N, lm->out, lm->r, lm->scale, hl, lm->r, lm->B, lm->r, 1.0f, y, lm->out);
+}
+
+// dx (N,in) += dy W (+ the LoRA path), and the LoRA gradients. dx may be NULL when the input
+// gradient is not needed (below it nothing is trainable).
+static void lin_bwd(lt_ctx *c, const lt_linear *li, const float *x, const float *dy, float *dx,
+                    int64_t N, const float *hl, int64_t row0) {
+    if (dx) lt_linear_bwd_x(dx, dy, &li->w, N, c->lin_ws);
+    lt_lora_mod *lm = li->lora;
+    if (!lm) return;
+    int r = lm->r;
+    // gB (out,r) += s * dy^T hl ; dhl (N,r) = s * dy B ; gA (r,in) += dhl^T drop(x)
+    lt_sgemm(true, false, lm->out, r, N, lm->scale, dy, lm->out, hl, r, 1.0f, lm->gB, r);
+    lt_sgemm(false, false, N, r, lm->out, lm->scale, dy, lm->out, lm->B, r, 0.0f, c->dhl, r);
+    const float *xa = lora_input(c, lm, x, N, row0);
+    lt_sgemm(true, false, r, lm->in, N, 1.0f, c->dhl, r, xa, lm->in, 1.0f, lm->gA, lm->in);
+    if (!dx) return;
+    if (!(lm->dropout > 0)) {
+        lt_sgemm(false, false, N, lm->in, r, 1.0f, c->dhl, r, lm->A, lm->in, 1.0f, dx, lm->in);
+        return;
+    }
+    // through dropout: d drop(x)/dx = mask / keep. xa in c->drop is no longer needed, so the
+    // product dhl A goes there and is masked while it is added to dx.
+    float *t = c->drop;
+    int64_t in = lm->in;
+    float keep = 1.0f - lm->dropout, inv = 1.0f / keep;
+    lt_sgemm(false, false, N, in, r, 1.0f, c->dhl, r, lm->A, in, 0.0f, t, in);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t i = 0; i < in; i++) {
+            float u = lt_hash_uniform(c->drop_seed, (uint64_t)c->step, (uint64_t)lm->id,
+                                      (uint64_t)((row0 + n) * in + i));
+            if (u < keep) dx[n * in + i] += t[n * in + i] * inv;
+        }
+}
+
+// ---------------------------------------------------------------------------------------------
+// blocks
+
+static lt_attn_shape attn_shape(const lt_ctx *c, const lt_batch *b) {
+    const lt_config *cf = &c->m->cfg;
+    lt_attn_shape s = {.B = c->B, .T = c->T, .NH = cf->n_head, .NKV = cf->n_head_kv,
+                       .HS = cf->head_dim, .window = cf->sliding_window, .kmask = b->kmask};
+    return s;
+}
+
+static void block_fwd(lt_ctx *c, int l, const lt_batch *b, const float *x, float *xo, block_acts *a) {
+    const lt_model *m = c->m;
+    const lt_config *cf = &m->cfg;
+    const lt_layer *L = &m->layers[l];
+    int64_t N = c->N;
+    int C = cf->n_embd;
+    const int32_t *pos = b->pos ? b->pos : c->pos0;
+    lt_rmsnorm_fwd(a->xn1, a->rstd1, x, L->attn_norm, N, C, cf->norm_eps);
+    lin_fwd(c, &L->lin[LT_MOD_Q], a->xn1, a->q, N, false, a->hl[LT_MOD_Q], 0);
+    lin_fwd(c, &L->lin[LT_MOD_K], a->xn1, a->k, N, false, a->hl[LT_MOD_K], 0);
+    lin_fwd(c, &L->lin[LT_MOD_V], a->xn1, a->v, N, false, a->hl[LT_MOD_V], 0);
+    lt_rope_fwd(a->q, pos, m->rope_cos, m->rope_sin, N, cf->n_head, cf->head_dim, cf->rot_dim);
+    lt_rope_fwd(a->k, pos, m->rope_cos, m->rope_sin, N, cf->n_head_kv, cf->head_dim, cf->rot_dim);
+    lt_attn_shape as = attn_shape(c, b);
+    lt_attn_fwd(a->ao, a->att, a->q, a->k, a->v, &as);
+    memcpy(a->xmid, x, sizeof(float) * (size_t)N * (size_t)C);
+    lin_fwd(c, &L->lin[LT_MOD_O], a->ao, a->xmid, N, true, a->hl[LT_MOD_O], 0);
+    lt_rmsnorm_fwd(a->xn2, a->rstd2, a->xmid, L->ffn_norm, N, C, cf->norm_eps);
+    lin_fwd(c, &L->lin[LT_MOD_GATE], a->xn2, a->g, N, false, a->hl[LT_MOD_GATE], 0);
+    lin_fwd(c, &L->lin[LT_MOD_UP], a->xn2, a->u, N, false, a->hl[LT_MOD_UP], 0);
+    lt_swiglu_fwd(a->h, a->g, a->u, N * cf->n_ff);
+    memcpy(xo, a->xmid, sizeof(float) * (size_t)N * (size_t)C);
+    lin_fwd(c, &L->lin[LT_MOD_DOWN], a->h, xo, N, true, a->hl[LT_MOD_DOWN], 0);
+}
+
+// c->dres holds d(out); on return it holds d(x) (unless need_dx is false: then stale).
+static void block_bwd(lt_ctx *c, int l, const lt_batch *b, const float *x, const block_acts *a,
+                      bool need_dx) {
+    const lt_model *m = c->m;
+    const lt_config *cf = &m->cfg;
+    const lt_layer *L = &m->layers[l];
+    int64_t N = c->N;
+    int C = cf->n_embd;
+    size_t nC = (size_t)N * (size_t)C, nF = (size_t)N * (size_t)cf->n_ff;
+    size_t nQ = (size_t)N * (size_t)(cf->n_head * cf->head_dim);
+    size_t nKV = (size_t)N * (size_t)(cf->n_head_kv * cf->head_dim);
+    const int32_t *pos = b->pos ? b->pos : c->pos0;
+    // MLP branch
+    memset(c->dF1, 0, nF * sizeof(float));
+    lin_bwd(c, &L->lin[LT_MOD_DOWN], a->h, c->dres, c->dF1, N, a->hl[LT_MOD_DOWN], 0);
+    memset(c->dF2, 0, nF * sizeof(float));
+    memset(c->dF3, 0, nF * sizeof(float));
+    lt_swiglu_bwd(c->dF2, c->dF3, c->dF1, a->g, a->u, (int64_t)nF);
+    memset(c->dxn, 0, nC * sizeof(float));
+    lin_bwd(c, &L->lin[LT_MOD_GATE], a->xn2, c->dF2, c->dxn, N, a->hl[LT_MOD_GATE], 0);
+    lin_bwd(c, &L->lin[LT_MOD_UP], a->xn2, c->dF3, c->dxn, N, a->hl[LT_MOD_UP], 0);
+    lt_rmsnorm_bwd(c->dres, NULL, c->dxn, a->xmid, L->ffn_norm, a->rstd2, N, C);
+    // attention branch
+    memset(c->dao, 0, nQ * sizeof(float));
+    lin_bwd(c, &L->lin[LT_MOD_O], a->ao, c->dres, c->dao, N, a->hl[LT_MOD_O], 0);
+    memset(c->dq, 0, nQ * sizeof(float));
+    memset(c->dk, 0, nKV * sizeof(float));
+    memset(c->dv, 0, nKV * sizeof(float));
+    lt_attn_shape as = attn_shape(c, b);
+    lt_attn_bwd(c->dq, c->dk, c->dv, c->dao, a->att, a->q, a->k, a->v, &as, c->attn_ws);
+    lt_rope_bwd(c->dq, pos, m->rope_cos, m->rope_sin, N, cf->n_head, cf->head_dim, cf->rot_dim);
+    lt_rope_bwd(c->dk, pos, m->rope_cos, m->rope_sin, N, cf->n_head_kv, cf->head_dim, cf->rot_dim);
+    float *dxn = need_dx ? c->dxn : NULL;
+    if (dxn) memset(dxn, 0, nC * sizeof(float));
+    lin_bwd(c, &L->lin[LT_MOD_Q], a->xn1, c->dq, dxn, N, a->hl[LT_MOD_Q], 0);
+    lin_bwd(c, &L->lin[LT_MOD_K], a->xn1, c->dk, dxn, N, a->hl[LT_MOD_K], 0);
+    lin_bwd(c, &L->lin[LT_MOD_V], a->xn1, c->dv, dxn, N, a->hl[LT_MOD_V], 0);
+    if (need_dx) lt_rmsnorm_bwd(c->dres, NULL, c->dxn, x, L->attn_norm, a->rstd1, N, C);
+}
+
+// ---------------------------------------------------------------------------------------------
+// whole model
+
+static lt_status check_batch(const lt_ctx *c, const lt_batch *b, lt_err *err) {
+    const lt_config *cf = &c->m->cfg;
+    for (int64_t i = 0; i < c->N; i++) {
+        if (b->ids[i] < 0 || b->ids[i] >= cf->n_vocab)
+            return lt_err_set(err, LT_ERR_ARG, "token id %d at batch row %lld, position %lld is "
+                              "outside the vocabulary (0..%d)", b->ids[i], (long long)(i / c->T),
+                              (long long)(i % c->T), cf->n_vocab - 1);
+        if (b->labels && b->labels[i] >= cf->n_vocab)
+            return lt_err_set(err, LT_ERR_ARG, "label %d at batch row %lld is outside the vocabulary",
+                              b->labels[i], (long long)(i / c->T));
+        if (b->pos && (b->pos[i] < 0 || b->pos[i] >= cf->max_pos))
+            return lt_err_set(err, LT_ERR_ARG, "position %d is outside 0..%d", b->pos[i],
+                              cf->max_pos - 1);
+    }
+    return LT_OK;
+}
+
+static void embed(lt_ctx *c, const lt_batch *b) {
+    const lt_mat *E = &c->m->tok_embd;
+    int64_t C = E->cols;
+    for (int64_t i = 0; i < c->N; i++) lt_to_f32(E->dtype, lt_mat_row(E, b->ids[i]), c->xs + i * C, C);
+}
+
+// Runs all blocks and the final norm. Keeps per-block activations when training without
+// checkpointing (slot l), otherwise reuses slot 0.
+static void forward_blocks(lt_ctx *c, const lt_batch *b) {
+    const lt_config *cf = &c->m->cfg;
+    size_t nC = (size_t)c->N * (size_t)cf->n_embd;
+    embed(c, b);
+    for (int l = 0; l < cf->n_layer; l++) {
+        block_acts *a = &c->acts[c->n_slots > 1 ? l : 0];
+        block_fwd(c, l, b, c->xs + (size_t)l * nC, c->xs + (size_t)(l + 1) * nC, a);
+    }
+    lt_rmsnorm_fwd(c->xf, c->rstdf, c->xs + (size_t)cf->n_layer * nC, c->m->final_norm, c->N,
+                   cf->n_embd, cf->norm_eps);
+}
+
+int64_t lt_batch_n_targets(const lt_batch *b, int B, int T) {
+    int64_t n = 0;
+    for (int i = 0; i < B; i++)
+        for (int t = 0; t + 1 < T; t++) n += b->labels[(int64_t)i * T + t + 1] >= 0;
+    return n;
+}
+
+// Gathers the rows whose next label carries loss into hsel; returns their count.
+static int64_t select_rows(lt_ctx *c, const lt_batch *b) {
+    int64_t M = 0, C = c->m->cfg.n_embd;
+    for (int i = 0; i < c->B; i++)
+        for (int t = 0; t + 1 < c->T; t++) {
+            int64_t r = (int64_t)i * c->T + t;
+            int32_t y = b->labels[r + 1];
+            if (y < 0) continue;
+            c->sel[M] = (int32_t)r;
+            c->tgt[M] = y;
+            memcpy(c->hsel + M * C, c->xf + r * C, sizeof(float) * (size_t)C);
+            M++;
+        }
+    return M;
+}
+
+// LM head + cross-entropy over the selected rows, chunk by chunk; with backward, the gradient
+// w.r.t. the selected hidden rows goes to dhsel and the head's LoRA gradients accumulate.
+static double head_loss(lt_ctx *c, int64_t M, float scale, bool backward) {
+    const lt_model *m = c->m;
+    int64_t C = m->cfg.n_embd;
+    int V = m->cfg.n_vocab;
+    double sum = 0;
+    if (backward) memset(c->dhsel, 0, sizeof(float) * (size_t)(M * C));
+    for (int64_t r0 = 0; r0 < M; r0 += HEAD_CHUNK) {
+        int64_t n = M - r0 < HEAD_CHUNK ? M - r0 : HEAD_CHUNK;
+        const float *h = c->hsel + r0 * C;
+        lin_fwd(c, &m->lm_head, h, c->chunk, n, false, c->hl_head, r0);
+        sum += lt_ce_fwd_bwd(backward ? c->chunk : NULL, c->chunk, c->tgt + r0, n, V, scale);
+        if (backward) lin_bwd(c, &m->lm_head, h, c->chunk, c->dhsel + r0 * C, n, c->hl_head, r0);
+    }
+    return sum;
+}
+
+lt_status lt_model_train_step(lt_model *m, lt_ctx *c, const lt_batch *b, float loss_scale,
+                              uint64_t dropout_seed, int64_t step, double *loss_sum, lt_err *err) {
+    if (!c->train) return lt_err_set(err, LT_ERR_ARG, "context was not created for training");
+    lt_status st = check_batch(c, b, err);
+    if (st) return st;
+    const lt_config *cf = &m->cfg;
+    c->drop_seed = dropout_seed;
+    c->step = step;
+    int min_layer = cf->n_layer; // lowest block with a LoRA module
+    for (int l = 0; l < cf->n_layer && min_layer == cf->n_layer; l++)
+        for (int k = 0; k < LT_MOD_PER_LAYER; k++)
+            if (m->layers[l].lin[k].lora) { min_layer = l; break; }
+    forward_blocks(c, b);
+    int64_t M = select_rows(c, b);
+    double sum = head_loss(c, M, loss_scale, true);
+    size_t nC = (size_t)c->N * (size_t)cf->n_embd;
+    if (min_layer < cf->n_layer) {
+        // d(final norm input): scatter the selected rows' gradients, then through the norm
+        memset(c->dxn, 0, nC * sizeof(float));
+        for (int64_t i = 0; i < M; i++)
+            memcpy(c->dxn + (size_t)c->sel[i] * (size_t)cf->n_embd, c->dhsel + i * cf->n_embd,
+                   sizeof(float) * (size_t)cf->n_embd);
+        memset(c->dres, 0, nC * sizeof(float));
+        lt_rmsnorm_bwd(c->dres, NULL, c->dxn, c->xs + (size_t)cf->n_layer * nC, m->final_norm,
+                       c->rstdf, c->N, cf->n_embd);
+        for (int l = cf->n_layer - 1; l >= min_layer; l--) {
+            block_acts *a = &c->acts[c->n_slots > 1 ? l : 0];
+            const float *x = c->xs + (size_t)l * nC;
+            if (c->ckpt) block_fwd(c, l, b, x, c->xs + (size_t)(l + 1) * nC, a);
+            block_bwd(c, l, b, x, a, l > min_layer);
+        }
+    }
+    *loss_sum = sum;
+    return LT_OK;
+}
+
+lt_status lt_model_eval_loss(lt_model *m, lt_ctx *c, const lt_batch *b, double *loss_sum,
+                             lt_err *err) {
+    lt_status st = check_batch(c, b, err);
+    if (st) return st;
+    bool train = c->train;
+    c->train = false; // no dropout in evaluation
+    forward_blocks(c, b);
+    int64_t M = select_rows(c, b);
+    *loss_sum = head_loss(c, M, 1.0f, false);
+    c->train = train;
+    (void)m;
+    return LT_OK;
+}
+
+lt_status lt_model_logits(lt_model *m, lt_ctx *c, const lt_batch *b, float *out, lt_err *err) {
+    lt_batch bb = *b;
+    bb.labels = NULL;
+    lt_status st = check_batch(c, &bb, err);
+    if (st) return st;
+    bool train = c->train;
+    c->train = false;
+    forward_blocks(c, b);
+    int64_t C = m->cfg.n_embd, V = m->cfg.n_vocab;
+    for (int64_t r0 = 0; r0 < c->N; r0 += HEAD_CHUNK) {
+        int64_t n = c->N - r0 < HEAD_CHUNK ? c->N - r0 : HEAD_CHUNK;
+        lin_fwd(c, &m->lm_head, c->xf + r0 * C, out + r0 * V, n, false, c->hl_head, r0);
+    }
+    c->train = train;
+    return LT_OK;
+}

@@ -1,0 +1,129 @@
+/*
+ * model.h - one decoder-only transformer described by an architecture record, loaded from a
+ * Hugging Face model directory (config.json + safetensors) or a llama2.c checkpoint, with
+ * hand-written forward and backward passes (no autograd graph).
+ *
+ * Families: llama / mistral / qwen2 (RMSNorm, RoPE rotate_half, GQA, SwiGLU). GPT-2 and
+ * GPT-NeoX come in their own issue through the same record (norm kind, position kind, MLP kind,
+ * residual kind, fused projections).
+ *
+ * Weights stay as stored: a bf16 file is mmapped and its matrices are viewed in bf16 (converted
+ * in tiles inside the matmuls); only the small vectors (norm weights, biases) are converted to f32
+ * copies. llama2.c checkpoints are f32; their wq/wk rows are permuted at load into the HF layout
+ * (the permute() of transformers' convert_llama_weights_to_hf), so one RoPE convention serves all.
+ */
+#ifndef LT_MODEL_H
+#define LT_MODEL_H
+
+#include "io/io.h"
+#include "tensor/tensor.h"
+
+typedef enum { LT_NORM_RMS = 0, LT_NORM_LAYER } lt_norm_kind;
+typedef enum { LT_POS_ROPE = 0, LT_POS_LEARNED } lt_pos_kind;
+typedef enum { LT_MLP_SWIGLU = 0, LT_MLP_GELU } lt_mlp_kind;
+
+typedef struct lt_arch {
+    char model_type[32]; // "llama", "mistral", "qwen2"
+    lt_norm_kind norm;
+    lt_pos_kind pos;
+    lt_mlp_kind mlp;
+    bool qkv_bias;  // q/k/v projections have biases (qwen2)
+    bool tied_head; // lm_head shares the token embedding
+} lt_arch;
+
+typedef struct lt_config {
+    int n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, max_pos;
+    int rot_dim;        // rotary dims per head (== head_dim for llama)
+    float rope_theta, norm_eps;
+    int sliding_window; // 0: none
+    int bos_id, eos_id, pad_id; // -1 when unknown
+} lt_config;
+
+// The linear modules of one block, in PEFT's target-name order.
+typedef enum {
+    LT_MOD_Q = 0, LT_MOD_K, LT_MOD_V, LT_MOD_O, LT_MOD_GATE, LT_MOD_UP, LT_MOD_DOWN,
+    LT_MOD_PER_LAYER, // count
+    LT_MOD_LM_HEAD = LT_MOD_PER_LAYER,
+} lt_mod_kind;
+const char *lt_mod_short_name(lt_mod_kind k); // "q_proj", ..., "lm_head"
+
+struct lt_lora_mod;
+
+typedef struct lt_linear {
+    char name[80];            // HF module path, e.g. "model.layers.3.self_attn.q_proj"
+    lt_mat w;                 // (out, in), borrowed from the file or the model's own storage
+    const float *b;           // (out) or NULL
+    int in, out;
+    struct lt_lora_mod *lora; // attached adapter module or NULL (owned by the adapter)
+} lt_linear;
+
+typedef struct lt_layer {
+    const float *attn_norm; // (C)
+    const float *ffn_norm;  // (C)
+    lt_linear lin[LT_MOD_PER_LAYER];
+} lt_layer;
+
+typedef struct lt_model {
+    lt_arch arch;
+    lt_config cfg;
+    lt_mat tok_embd;        // (V, C)
+    const float *final_norm; // (C)
+    lt_linear lm_head;      // (V, C); w aliases tok_embd when tied
+    lt_layer *layers;       // (L)
+    float *rope_cos, *rope_sin; // (max_pos, rot/2)
+    // storage
+    lt_st_set *st;          // mmapped safetensors (HF dirs) or NULL
+    void *owned;            // weights owned by the model (llama2.c) or NULL
+    float *small;           // f32 copies of norms and biases
+    char *src_path;         // where the model came from (for adapter_config.json)
+} lt_model;
+
+// Loads a model from a HF directory, a llama2.c .bin checkpoint, dispatching on what `path` is.
+lt_status lt_model_load(const char *path, lt_model **out, lt_err *err);
+lt_status lt_model_load_hf(const char *dir, lt_model **out, lt_err *err);
+lt_status lt_model_load_llama2c(const char *path, lt_model **out, lt_err *err);
+void lt_model_free(lt_model *m);
+// Parameters of the base model (tied weights counted once), as PEFT counts them.
+int64_t lt_model_n_params(const lt_model *m);
+
+// ---------------------------------------------------------------------------------------------
+// forward / backward
+
+// Buffers for one (B, T) shape, allocated once and reused by every step (a step allocates nothing).
+typedef struct lt_ctx lt_ctx;
+
+typedef struct lt_ctx_opts {
+    int B, T;
+    bool train;        // keep what backward needs
+    bool checkpoint;   // recompute each block in backward, keep only block inputs
+    float lora_dropout_seed_unused;
+} lt_ctx_opts;
+
+lt_status lt_ctx_new(lt_model *m, const lt_ctx_opts *o, lt_ctx **out, lt_err *err);
+void lt_ctx_free(lt_ctx *c);
+// Bytes held by the context's buffers (for --plan and reports).
+size_t lt_ctx_bytes(const lt_ctx *c);
+
+// One batch. ids, labels (B,T); labels < 0 carry no loss; kmask (B,T) 1 = real token (NULL: all
+// real); pos (B,T) positions (NULL: 0..T-1 for every row). labels are NOT shifted: the logit at t
+// predicts labels[t+1], as in transformers.
+typedef struct lt_batch {
+    const int32_t *ids, *labels, *kmask, *pos;
+} lt_batch;
+
+// Number of (shifted) labels that carry loss in the batch.
+int64_t lt_batch_n_targets(const lt_batch *b, int B, int T);
+
+// Forward + backward: returns the SUM of token losses of the batch in *loss_sum; adds
+// loss_scale * d(sum)/d(param) into the LoRA gradients of the attached adapter (so that
+// loss_scale = 1/total_targets over an accumulation window gives the mean's gradient).
+// dropout_seed/step make LoRA dropout masks reproducible (recomputation regenerates them).
+lt_status lt_model_train_step(lt_model *m, lt_ctx *c, const lt_batch *b, float loss_scale,
+                              uint64_t dropout_seed, int64_t step, double *loss_sum, lt_err *err);
+// Forward only: loss sum over the batch (no gradients). For evaluation.
+lt_status lt_model_eval_loss(lt_model *m, lt_ctx *c, const lt_batch *b, double *loss_sum,
+                             lt_err *err);
+// Forward only: full logits (B, T, V) into out (caller-owned). For tests and inference.
+lt_status lt_model_logits(lt_model *m, lt_ctx *c, const lt_batch *b, float *out, lt_err *err);
+
+#endif

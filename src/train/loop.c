@@ -1,0 +1,253 @@
+/*
+ * loop.c - the training loop: batches from a seeded epoch order, gradient accumulation,
+ * clipping, AdamW, schedules, periodic evaluation, metrics JSONL, progress, and resumable
+ * checkpoints (one safetensors file: adapter params, Adam moments, position; written atomically).
+ * Not here: data preparation (data/), the math of a step (model/forward.c).
+ */
+#include "io/io.h"
+#include "train/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct train_state {
+    int64_t step, epoch, cursor;
+    float *m, *v; // Adam moments (n_params)
+} train_state;
+
+static lt_status save_checkpoint(const char *path, const lt_adapter *a, const train_state *s,
+                                 const lt_train_opts *o, lt_err *err) {
+    lt_st_writer *w = lt_st_writer_new();
+    if (!w) return lt_err_set(err, LT_ERR_OOM, "out of memory");
+    int64_t shape[1] = {a->n_params};
+    char buf[64];
+    lt_status st = lt_st_writer_add(w, "params", LT_DTYPE_F32, 1, shape, a->params, err);
+    if (!st) st = lt_st_writer_add(w, "adam_m", LT_DTYPE_F32, 1, shape, s->m, err);
+    if (!st) st = lt_st_writer_add(w, "adam_v", LT_DTYPE_F32, 1, shape, s->v, err);
+#define META(k, fmt, val)                                                                          \
+    if (!st) {                                                                                     \
+        snprintf(buf, sizeof buf, fmt, val);                                                       \
+        st = lt_st_writer_meta(w, k, buf, err);                                                    \
+    }
+    META("step", "%lld", (long long)s->step);
+    META("epoch", "%lld", (long long)s->epoch);
+    META("cursor", "%lld", (long long)s->cursor);
+    META("seed", "%llu", (unsigned long long)o->seed);
+    META("n_params", "%lld", (long long)a->n_params);
+    META("r", "%d", a->cfg.r);
+    META("targets", "%u", a->cfg.targets);
+#undef META
+    if (!st) st = lt_st_writer_write(w, path, err);
+    lt_st_writer_free(w);
+    return st;
+}
+
+static int64_t meta_i64(const lt_safetensors *f, const char *k, bool *ok) {
+    const char *v = lt_safetensors_meta(f, k);
+    char *end;
+    if (!v) { *ok = false; return 0; }
+    long long x = strtoll(v, &end, 10);
+    if (*end) *ok = false;
+    return x;
+}
+
+static lt_status load_checkpoint(const char *path, lt_adapter *a, train_state *s,
+                                 const lt_train_opts *o, lt_err *err) {
+    lt_safetensors *f;
+    lt_status st = lt_safetensors_open(path, &f, err);
+    if (st) return st;
+    bool ok = true;
+    int64_t step = meta_i64(f, "step", &ok), epoch = meta_i64(f, "epoch", &ok),
+            cursor = meta_i64(f, "cursor", &ok), np = meta_i64(f, "n_params", &ok),
+            seed = meta_i64(f, "seed", &ok);
+    const char *names[3] = {"params", "adam_m", "adam_v"};
+    float *dst[3] = {a->params, s->m, s->v};
+    if (!ok) {
+        st = lt_err_set(err, LT_ERR_FORMAT, "%s: checkpoint metadata is incomplete", path);
+    } else if (np != a->n_params || (uint64_t)seed != o->seed) {
+        st = lt_err_set(err, LT_ERR_ARG, "%s: checkpoint is for another run (%lld parameters, "
+                        "seed %lld; this run has %lld, seed %llu)", path, (long long)np,
+                        (long long)seed, (long long)a->n_params, (unsigned long long)o->seed);
+    }
+    for (int i = 0; i < 3 && !st; i++) {
+        const lt_st_tensor *t = lt_safetensors_find(f, names[i]);
+        if (!t || t->dtype != LT_DTYPE_F32 || t->numel != a->n_params)
+            st = lt_err_set(err, LT_ERR_FORMAT, "%s: tensor %s missing or not F32[%lld]", path,
+                            names[i], (long long)a->n_params);
+        else memcpy(dst[i], t->data, sizeof(float) * (size_t)a->n_params);
+    }
+    if (!st) s->step = step, s->epoch = epoch, s->cursor = cursor;
+    lt_safetensors_close(f);
+    return st;
+}
+
+lt_status lt_eval_dataset(lt_model *m, const lt_dataset *d, int B, int T, int32_t pad_id,
+                          double *mean_loss, lt_err *err) {
+    lt_ctx *c = NULL;
+    lt_ctx_opts co = {.B = B, .T = T};
+    lt_status st = lt_ctx_new(m, &co, &c, err);
+    if (st) return st;
+    size_t bt = (size_t)B * (size_t)T;
+    int32_t *ids = lt_alloc(bt * 4), *lab = lt_alloc(bt * 4), *km = lt_alloc(bt * 4);
+    int64_t *idx = lt_alloc(sizeof(int64_t) * (size_t)B);
+    double sum = 0;
+    int64_t ntok = 0;
+    if (!ids || !lab || !km || !idx) st = lt_err_set(err, LT_ERR_OOM, "out of memory");
+    for (int64_t i = 0; i < d->n && !st; i += B) {
+        for (int b = 0; b < B; b++) idx[b] = i + b < d->n ? i + b : -1;
+        lt_batch_fill(d, idx, B, T, pad_id, ids, lab, km);
+        lt_batch bt_ = {.ids = ids, .labels = lab, .kmask = km};
+        double s;
+        st = lt_model_eval_loss(m, c, &bt_, &s, err);
+        sum += s;
+        ntok += lt_batch_n_targets(&bt_, B, T);
+    }
+    if (!st) *mean_loss = ntok ? sum / (double)ntok : NAN;
+    lt_free(ids), lt_free(lab), lt_free(km), lt_free(idx);
+    lt_ctx_free(c);
+    return st;
+}
+
+static lt_status check_opts(const lt_train_opts *o, const lt_dataset *train, lt_err *err) {
+    if (o->B <= 0 || o->T < 2 || o->grad_accum <= 0)
+        return lt_err_set(err, LT_ERR_ARG, "batch %d, sequence %d, accumulation %d: all must be "
+                          "positive (sequence >= 2)", o->B, o->T, o->grad_accum);
+    if (!(o->lr >= 0) || !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) ||
+        !(o->eps > 0) || !(o->weight_decay >= 0))
+        return lt_err_set(err, LT_ERR_ARG, "bad optimizer settings (lr %g, betas %g %g, eps %g, "
+                          "weight decay %g)", (double)o->lr, (double)o->beta1, (double)o->beta2,
+                          (double)o->eps, (double)o->weight_decay);
+    if (o->max_steps <= 0 && o->epochs <= 0)
+        return lt_err_set(err, LT_ERR_ARG, "give a number of epochs or max steps");
+    if (!train || train->n == 0) return lt_err_set(err, LT_ERR_ARG, "the training set is empty");
+    return LT_OK;
+}
+
+lt_status lt_train(lt_model *m, lt_adapter *a, const lt_dataset *train, const lt_dataset *val,
+                   const lt_train_opts *o, lt_train_result *res, lt_err *err) {
+    lt_status st = check_opts(o, train, err);
+    if (st) return st;
+    const int B = o->B, T = o->T, A = o->grad_accum;
+    const int32_t pad = m->cfg.pad_id >= 0 ? m->cfg.pad_id : (m->cfg.eos_id >= 0 ? m->cfg.eos_id : 0);
+    int64_t total = lt_train_total_steps(o, train->n), warmup = lt_train_warmup_steps(o, total);
+    size_t bt = (size_t)B * (size_t)T * (size_t)A;
+    char ckpt_path[4096] = "";
+    lt_ctx *c = NULL;
+    FILE *mf = NULL;
+    train_state s = {0};
+    int32_t *ids = lt_alloc(bt * 4), *lab = lt_alloc(bt * 4), *km = lt_alloc(bt * 4);
+    int64_t *perm = lt_alloc(sizeof(int64_t) * (size_t)train->n);
+    int64_t *idx = lt_alloc(sizeof(int64_t) * (size_t)B * (size_t)A);
+    s.m = lt_calloc((size_t)a->n_params, sizeof(float));
+    s.v = lt_calloc((size_t)a->n_params, sizeof(float));
+    if (!ids || !lab || !km || !perm || !idx || !s.m || !s.v) {
+        st = lt_err_set(err, LT_ERR_OOM, "out of memory");
+        goto done;
+    }
+    lt_ctx_opts co = {.B = B, .T = T, .train = true, .checkpoint = o->checkpoint_activations};
+    if ((st = lt_ctx_new(m, &co, &c, err))) goto done;
+    if (o->out_dir) {
+        if ((st = lt_mkdir_p(o->out_dir, err))) goto done;
+        if (!lt_path_join(ckpt_path, sizeof ckpt_path, o->out_dir, "checkpoint.safetensors")) {
+            st = lt_err_set(err, LT_ERR_ARG, "%s: path too long", o->out_dir);
+            goto done;
+        }
+        if (o->resume && lt_file_exists(ckpt_path)) {
+            if ((st = load_checkpoint(ckpt_path, a, &s, o, err))) goto done;
+            if (!o->quiet) lt_info("resuming from %s at step %lld", ckpt_path, (long long)s.step);
+        }
+    }
+    if (o->metrics_path && !(mf = fopen(o->metrics_path, s.step > 0 ? "a" : "w"))) {
+        st = lt_err_set(err, LT_ERR_IO, "%s: cannot open metrics file for writing", o->metrics_path);
+        goto done;
+    }
+    lt_dataset_order(perm, train->n, o->seed, s.epoch);
+    lt_progress pb;
+    lt_progress_init(&pb, "train", (long)total, "step");
+    double t0 = lt_time_sec(), tok_seen = 0, train_time = 0;
+    res->first_loss = res->last_loss = res->first_eval = res->last_eval = NAN;
+    int64_t start_step = s.step;
+    while (s.step < total) {
+        double ts = lt_time_sec();
+        // examples of this step: rows of the current epoch; past its end, padding rows
+        for (int i = 0; i < B * A; i++) idx[i] = s.cursor < train->n ? perm[s.cursor++] : -1;
+        int64_t ntgt = 0;
+        for (int mb = 0; mb < A; mb++) {
+            size_t off = (size_t)mb * (size_t)B * (size_t)T;
+            lt_batch_fill(train, idx + mb * B, B, T, pad, ids + off, lab + off, km + off);
+            lt_batch b = {.ids = ids + off, .labels = lab + off, .kmask = km + off};
+            ntgt += lt_batch_n_targets(&b, B, T);
+        }
+        float scale = ntgt > 0 ? 1.0f / (float)ntgt : 0.0f;
+        lt_adapter_zero_grad(a);
+        double loss_sum = 0;
+        for (int mb = 0; mb < A; mb++) {
+            size_t off = (size_t)mb * (size_t)B * (size_t)T;
+            lt_batch b = {.ids = ids + off, .labels = lab + off, .kmask = km + off};
+            double ls;
+            if ((st = lt_model_train_step(m, c, &b, scale, o->seed, s.step, &ls, err))) goto done;
+            loss_sum += ls;
+            for (size_t i = 0; i < (size_t)B * (size_t)T; i++) tok_seen += km[off + i];
+        }
+        double loss = ntgt ? loss_sum / (double)ntgt : NAN;
+        double gnorm = lt_clip_grad_norm(a->grads, a->n_params, o->max_grad_norm);
+        float lr = o->lr * lt_sched_factor(o->sched, s.step, warmup, total);
+        lt_adamw_update(a->params, a->grads, s.m, s.v, a->n_params, lr, o->beta1, o->beta2, o->eps,
+                        o->weight_decay, s.step + 1);
+        s.step++;
+        if (s.cursor >= train->n) { // epoch done: next step starts a new order
+            s.epoch++;
+            s.cursor = 0;
+            lt_dataset_order(perm, train->n, o->seed, s.epoch);
+        }
+        train_time += lt_time_sec() - ts;
+        if (s.step == start_step + 1) res->first_loss = loss;
+        res->last_loss = loss;
+        double el = lt_time_sec() - t0;
+        if (mf) {
+            fprintf(mf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"lr\": %.6g, "
+                    "\"grad_norm\": %.6f, \"tokens\": %.0f, \"tokens_per_s\": %.1f, "
+                    "\"elapsed_s\": %.3f}\n", (long long)s.step, (long long)s.epoch, loss,
+                    (double)lr, gnorm, tok_seen, train_time > 0 ? tok_seen / train_time : 0.0, el);
+            fflush(mf);
+        }
+        bool last = s.step == total;
+        if (val && val->n > 0 && ((o->eval_every > 0 && s.step % o->eval_every == 0) || last)) {
+            double ev;
+            if ((st = lt_eval_dataset(m, val, B, T, pad, &ev, err))) goto done;
+            if (isnan(res->first_eval)) res->first_eval = ev;
+            res->last_eval = ev;
+            if (mf) {
+                fprintf(mf, "{\"step\": %lld, \"eval_loss\": %.6f}\n", (long long)s.step, ev);
+                fflush(mf);
+            }
+            if (!o->quiet) lt_info("step %lld: eval loss %.4f", (long long)s.step, ev);
+        }
+        if (!o->quiet) {
+            char extra[96];
+            snprintf(extra, sizeof extra, "loss %.4f lr %.2e %.0f tok/s", loss, (double)lr,
+                     train_time > 0 ? tok_seen / train_time : 0.0);
+            lt_progress_update(&pb, (long)s.step, extra);
+        }
+        if (ckpt_path[0] && o->save_every > 0 && s.step % o->save_every == 0 && !last)
+            if ((st = save_checkpoint(ckpt_path, a, &s, o, err))) goto done;
+        if (o->stop_after > 0 && s.step >= o->stop_after && !last) goto done; // simulated kill
+    }
+    if (!o->quiet) lt_progress_finish(&pb);
+    if (o->out_dir) {
+        if ((st = lt_adapter_save_peft(a, m, o->out_dir, err))) goto done;
+        if (lt_file_exists(ckpt_path)) remove(ckpt_path); // the run is complete
+    }
+    res->seconds = lt_time_sec() - t0;
+    res->tokens_per_s = train_time > 0 ? tok_seen / train_time : 0;
+done:
+    res->steps = s.step;
+    res->peak_rss_kb = lt_peak_rss_kb();
+    if (mf) fclose(mf);
+    lt_ctx_free(c);
+    lt_free(ids), lt_free(lab), lt_free(km), lt_free(perm), lt_free(idx);
+    lt_free(s.m), lt_free(s.v);
+    return st;
+}
