@@ -27,5 +27,6 @@ void cli_print_opts(const cli_opt *opts, int n);
 
 int cmd_train(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_demo_data(int argc, char **argv);
 
 #endif

@@ -99,6 +99,7 @@ static void usage(void) {
            "commands:\n"
            "  train     train a LoRA adapter (causal LM on text or token ids)\n"
            "  info      describe a model (architecture, sizes, parameter count)\n"
+           "  demo-data write the built-in demo dataset (order messages -> JSON)\n"
            "  version   print the version\n\n"
            "`loratune <command> --help` lists a command's flags.\n",
            LT_VERSION);
@@ -112,6 +113,7 @@ int main(int argc, char **argv) {
     const char *c = argv[1];
     if (!strcmp(c, "train")) return cmd_train(argc, argv);
     if (!strcmp(c, "info")) return cmd_info(argc, argv);
+    if (!strcmp(c, "demo-data")) return cmd_demo_data(argc, argv);
     if (!strcmp(c, "version") || !strcmp(c, "--version")) {
         printf("loratune %s\n", LT_VERSION);
         return 0;

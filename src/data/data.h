@@ -55,4 +55,8 @@ void lt_dataset_order(int64_t *perm, int64_t n, uint64_t seed, int64_t epoch);
 void lt_batch_fill(const lt_dataset *d, const int64_t *idx, int B, int T, int32_t pad_id,
                    int32_t *ids, int32_t *labels, int32_t *kmask);
 
+// The built-in demo task: one order message and the JSON object {"order_id", "customer",
+// "quantity", "unit_price", "city"} it states, drawn from r. Both NUL-terminated, cut to fit.
+void lt_synth_order(lt_rng *r, char *msg, size_t nmsg, char *json, size_t njson);
+
 #endif

@@ -6,8 +6,9 @@
  * (names and config keys), karpathy/llama2.c run.c (checkpoint layout),
  * transformers convert_llama_weights_to_hf.py (the permute() of wq/wk rows).
  */
-#include "model/model.h"
+#include "model/model_impl.h"
 #include "core/core.h"
+#include "io/gguf.h"
 #include "ops/ops.h"
 
 #include <stdio.h>
@@ -24,6 +25,7 @@ const char *lt_mod_short_name(lt_mod_kind k) {
 void lt_model_free(lt_model *m) {
     if (!m) return;
     lt_st_set_close(m->st);
+    lt_gguf_close(m->gguf);
     lt_free(m->owned);
     lt_free(m->small);
     lt_free(m->layers);
@@ -64,7 +66,7 @@ static void mod_shape(const lt_config *c, int k, int *out, int *in) {
     }
 }
 
-static lt_status check_config(const lt_config *c, const char *where, lt_err *err) {
+lt_status lt_model_check_config(const lt_config *c, const char *where, lt_err *err) {
     if (c->n_layer <= 0 || c->n_layer > 4096 || c->n_embd <= 0 || c->n_embd > 1 << 20 ||
         c->n_head <= 0 || c->n_head_kv <= 0 || c->n_head % c->n_head_kv != 0 ||
         c->head_dim <= 0 || c->head_dim % 2 != 0 || c->n_ff <= 0 || c->n_ff > 1 << 22 ||
@@ -80,7 +82,7 @@ static lt_status check_config(const lt_config *c, const char *where, lt_err *err
 }
 
 // Allocates layers, rope tables and the small-vector storage (n_small floats).
-static lt_status model_alloc(lt_model *m, size_t n_small, lt_err *err) {
+lt_status lt_model_alloc(lt_model *m, size_t n_small, lt_err *err) {
     const lt_config *c = &m->cfg;
     size_t half = (size_t)c->rot_dim / 2;
     m->layers = lt_calloc((size_t)c->n_layer, sizeof *m->layers);
@@ -185,7 +187,7 @@ static lt_status parse_hf_config(const char *dir, lt_model *m, lt_err *err) {
         st = lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: mlp_bias=true is not supported", path);
         goto done;
     }
-    st = check_config(c, path, err);
+    st = lt_model_check_config(c, path, err);
 done:
     cJSON_Delete(j);
     return st;
@@ -225,7 +227,7 @@ lt_status lt_model_load_hf(const char *dir, lt_model **out, lt_err *err) {
     int qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim;
     size_t n_small = (size_t)c->n_embd * (2 * (size_t)c->n_layer + 1);
     if (m->arch.qkv_bias) n_small += (size_t)c->n_layer * (size_t)(qd + 2 * kvd);
-    if ((st = model_alloc(m, n_small, err))) goto fail;
+    if ((st = lt_model_alloc(m, n_small, err))) goto fail;
     m->src_path = lt_strdup(dir);
     if (!m->src_path) { st = lt_err_set(err, LT_ERR_OOM, "out of memory"); goto fail; }
     float *cur = m->small;
@@ -270,12 +272,14 @@ fail:
 
 // llama2.c rotates interleaved pairs (2i, 2i+1); HF rotates (i, i+hs/2). HF's converter
 // permutes rows within each head: new row j (j < hs/2) = old row 2j, new row hs/2+j = old 2j+1.
-static void permute_rows(float *dst, const float *src, int n_heads, int hs, int cols) {
+// llama.cpp's GGUF converter applies the same permutation, so GGUF q/k rows are undone here too.
+// Rows are opaque blocks of row_bytes (f32 or quantised).
+void lt_model_unpermute_rope_rows(void *dst, const void *src, int n_heads, int hs, size_t row_bytes) {
     for (int h = 0; h < n_heads; h++)
         for (int j = 0; j < hs / 2; j++)
             for (int s = 0; s < 2; s++)
-                memcpy(dst + ((size_t)h * hs + (size_t)s * hs / 2 + j) * cols,
-                       src + ((size_t)h * hs + 2 * (size_t)j + s) * cols, sizeof(float) * (size_t)cols);
+                memcpy((char *)dst + ((size_t)h * hs + (size_t)s * hs / 2 + j) * row_bytes,
+                       (const char *)src + ((size_t)h * hs + 2 * (size_t)j + s) * row_bytes, row_bytes);
 }
 
 lt_status lt_model_load_llama2c(const char *path, lt_model **out, lt_err *err) {
@@ -304,7 +308,7 @@ lt_status lt_model_load_llama2c(const char *path, lt_model **out, lt_err *err) {
     c->bos_id = 1, c->eos_id = 2, c->pad_id = -1;
     snprintf(m->arch.model_type, sizeof m->arch.model_type, "llama");
     m->arch.tied_head = shared;
-    if ((st = check_config(c, path, err))) goto fail;
+    if ((st = lt_model_check_config(c, path, err))) goto fail;
     if (c->n_head * c->head_dim != c->n_embd) {
         st = lt_err_set(err, LT_ERR_FORMAT, "%s: dim %d is not a multiple of n_heads %d", path,
                         c->n_embd, c->n_head);
@@ -329,7 +333,7 @@ lt_status lt_model_load_llama2c(const char *path, lt_model **out, lt_err *err) {
     memcpy(m->owned, buf + 28, (size_t)n_f * 4);
     lt_free(buf);
     buf = NULL;
-    if ((st = model_alloc(m, (size_t)C, err))) goto fail; // small: unused, norms are in `owned`
+    if ((st = lt_model_alloc(m, (size_t)C, err))) goto fail; // small: unused, norms are in `owned`
     m->src_path = lt_strdup(path);
     if (!m->src_path) { st = lt_err_set(err, LT_ERR_OOM, "out of memory"); goto fail; }
     float *p = m->owned;
@@ -357,9 +361,9 @@ lt_status lt_model_load_llama2c(const char *path, lt_model **out, lt_err *err) {
         Ly->ffn_norm = rms_ffn + l * C;
         float *q = wq + l * C * C, *k = wk + l * KV * C;
         memcpy(tmp, q, (size_t)(C * C) * 4);
-        permute_rows(q, tmp, c->n_head, c->head_dim, (int)C);
+        lt_model_unpermute_rope_rows(q, tmp, c->n_head, c->head_dim, sizeof(float) * (size_t)C);
         memcpy(tmp, k, (size_t)(KV * C) * 4);
-        permute_rows(k, tmp, c->n_head_kv, c->head_dim, (int)C);
+        lt_model_unpermute_rope_rows(k, tmp, c->n_head_kv, c->head_dim, sizeof(float) * (size_t)C);
         float *ws[LT_MOD_PER_LAYER] = {q, k, wv + l * KV * C, wo + l * C * C,
                                        w1 + l * F * C, w3 + l * F * C, w2 + l * C * F};
         for (int kk = 0; kk < LT_MOD_PER_LAYER; kk++) {
@@ -382,6 +386,7 @@ lt_status lt_model_load(const char *path, lt_model **out, lt_err *err) {
     if (S_ISDIR(sb.st_mode)) return lt_model_load_hf(path, out, err);
     size_t n = strlen(path);
     if (n > 4 && strcmp(path + n - 4, ".bin") == 0) return lt_model_load_llama2c(path, out, err);
-    return lt_err_set(err, LT_ERR_UNSUPPORTED,
-                      "%s: not a model directory (config.json + safetensors) or llama2.c .bin", path);
+    if (n > 5 && strcmp(path + n - 5, ".gguf") == 0) return lt_model_load_gguf(path, out, err);
+    return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: not a model directory (config.json + "
+                      "safetensors), a .gguf file or a llama2.c .bin checkpoint", path);
 }

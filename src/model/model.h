@@ -73,15 +73,22 @@ typedef struct lt_model {
     float *rope_cos, *rope_sin; // (max_pos, rot/2)
     // storage
     lt_st_set *st;          // mmapped safetensors (HF dirs) or NULL
+    struct lt_gguf *gguf;   // mmapped GGUF file or NULL
     void *owned;            // weights owned by the model (llama2.c) or NULL
     float *small;           // f32 copies of norms and biases
     char *src_path;         // where the model came from (for adapter_config.json)
 } lt_model;
 
-// Loads a model from a HF directory, a llama2.c .bin checkpoint, dispatching on what `path` is.
+// Loads a model from a HF directory, a GGUF file or a llama2.c .bin checkpoint, dispatching on
+// what `path` is.
 lt_status lt_model_load(const char *path, lt_model **out, lt_err *err);
 lt_status lt_model_load_hf(const char *dir, lt_model **out, lt_err *err);
 lt_status lt_model_load_llama2c(const char *path, lt_model **out, lt_err *err);
+// A llama.cpp GGUF file (architectures llama, qwen2). Matrices stay in the file's dtype (F32,
+// F16, BF16, Q8_0, Q4_0, Q4_1). llama.cpp's converter permutes attn_q/attn_k rows for ggml's
+// RoPE; those two matrices are copied once (in their stored dtype) back into the HF row order,
+// so adapters trained here are in the layout transformers builds from the same file.
+lt_status lt_model_load_gguf(const char *path, lt_model **out, lt_err *err);
 void lt_model_free(lt_model *m);
 // Parameters of the base model (tied weights counted once), as PEFT counts them.
 int64_t lt_model_n_params(const lt_model *m);

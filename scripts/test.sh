@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Sets up (Debian packages) and runs every test: the normal build with -Werror, then the same
+# suites under AddressSanitizer + UndefinedBehaviorSanitizer, then a build without OpenMP and a
+# clang build. Exits non-zero on any failure. Tests that need ../shared/data or the SmolLM2 model
+# skip with a message when those are absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+jobs=$(nproc 2>/dev/null || echo 2)
+echo "== gcc -O2 -Werror"
+make -j"$jobs" WERROR=1 all
+make WERROR=1 test
+echo "== ASan + UBSan"
+make -j"$jobs" BUILD=build/asan OPT=-O1 SAN=address,undefined WERROR=1 all
+ASAN_OPTIONS=detect_leaks=1 make BUILD=build/asan OPT=-O1 SAN=address,undefined WERROR=1 test
+echo "== NO_OMP=1"
+make -j"$jobs" BUILD=build/noomp NO_OMP=1 WERROR=1 all
+make BUILD=build/noomp NO_OMP=1 WERROR=1 test
+echo "== clang"
+make -j"$jobs" BUILD=build/clang CC=clang WERROR=1 all
+echo "all test suites passed"
