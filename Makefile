@@ -6,13 +6,20 @@ OPT     ?= -O2
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter
 CFLAGS  ?=
-CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -fvisibility=hidden -Iinclude -Isrc \
-           -I/usr/include/x86_64-linux-gnu/openblas-pthread
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -fvisibility=hidden -Iinclude -Isrc
 LDLIBS  := -lopenblas -lcjson -lpcre2-8 -lutf8proc -lm -lpthread
-ifneq ($(NO_OMP),1)
+# OpenBLAS built on OpenMP shares our OpenMP thread pool; the pthread build would fight it
+# (idle OpenMP threads spin while OpenBLAS's own threads need the cores).
+BLAS_VARIANT := openmp
+ifeq ($(NO_OMP),1)
+  BLAS_VARIANT := pthread
+else
   CFLAGS += -fopenmp
   LDFLAGS += -fopenmp
 endif
+BLAS_LIBDIR := /usr/lib/x86_64-linux-gnu/openblas-$(BLAS_VARIANT)
+CFLAGS  += -I/usr/include/x86_64-linux-gnu/openblas-$(BLAS_VARIANT)
+LDFLAGS += -L$(BLAS_LIBDIR) -Wl,-rpath,$(BLAS_LIBDIR)
 ifeq ($(NATIVE),1)
   CFLAGS += -march=native
 else
