@@ -225,6 +225,27 @@ static void run_family(const char *fam) {
               "resumed run differs from the uninterrupted one");
     read_losses(mpath, losses, (int)o.max_steps);
     CHECK_MSG(!isnan(losses[0]) && !isnan(losses[o.max_steps - 1]), "metrics after resume cover all steps");
+    // Interop loratune -> PEFT: with LT_DUMP_DIR set, write the trained adapter and its logits on
+    // the fixture input for tools/check_peft_adapter.py (run by tools/check_interop.sh).
+    const char *dump = getenv("LT_DUMP_DIR");
+    if (dump) {
+        char ad[400], lp[460];
+        snprintf(ad, sizeof ad, "%s/%s", dump, fam);
+        CHECK_OK(lt_adapter_save_peft(a, m, ad, &err), &err);
+        lt_ctx *c = NULL;
+        lt_ctx_opts co = {.B = B, .T = T};
+        CHECK_OK(lt_ctx_new(m, &co, &c, &err), &err);
+        float *lg = malloc(sizeof(float) * (size_t)(B * T * V));
+        CHECK_OK(lt_model_logits(m, c, &b, lg, &err), &err);
+        lt_st_writer *w = lt_st_writer_new();
+        int64_t shape[3] = {B, T, V};
+        snprintf(lp, sizeof lp, "%s/logits.safetensors", ad);
+        CHECK_OK(lt_st_writer_add(w, "logits", LT_DTYPE_F32, 3, shape, lg, &err), &err);
+        CHECK_OK(lt_st_writer_write(w, lp, &err), &err);
+        lt_st_writer_free(w);
+        free(lg);
+        lt_ctx_free(c);
+    }
     free(final);
     free(orig);
     lt_dataset_deinit(&d);
