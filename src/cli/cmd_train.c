@@ -21,9 +21,11 @@ static lt_status open_tokenizer(const char *tok_path, const char *model_path, co
     if (tok_path) {
         if (ends_with(tok_path, ".bin")) return lt_tokenizer_load_llama2c(tok_path, m->cfg.n_vocab, out, err);
         if (stat(tok_path, &sb) == 0 && S_ISDIR(sb.st_mode)) return lt_tokenizer_load_hf_dir(tok_path, out, err);
+        if (ends_with(tok_path, ".gguf")) return lt_tokenizer_load_gguf_file(tok_path, out, err);
         return lt_tokenizer_load_hf(tok_path, NULL, out, err);
     }
     if (stat(model_path, &sb) == 0 && S_ISDIR(sb.st_mode)) return lt_tokenizer_load_hf_dir(model_path, out, err);
+    if (m->gguf) return lt_tokenizer_load_gguf(m->gguf, out, err);
     return lt_err_set(err, LT_ERR_ARG, "%s has no tokenizer: give --tokenizer (a llama2.c "
                       "tokenizer.bin or a tokenizer.json), or use token-id data (.ids.jsonl)", model_path);
 }
@@ -39,9 +41,9 @@ int cmd_train(int argc, char **argv) {
     float val_frac = 0;
     bool help = false, quiet = false;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model, "model: HF directory (config.json + safetensors) or llama2.c .bin"},
+        {"model", OPT_STR, &model, "model: HF directory (config.json + safetensors), .gguf, or llama2.c .bin"},
         {"data", OPT_STR, &data, "training data: .txt, .jsonl {\"text\"}, or .ids.jsonl {\"input_ids\",\"labels\"}"},
-        {"tokenizer", OPT_STR, &tok_path, "tokenizer.json / llama2.c tokenizer.bin (default: the model dir's)"},
+        {"tokenizer", OPT_STR, &tok_path, "tokenizer.json, GGUF or llama2.c tokenizer.bin (default: the model's own)"},
         {"separator", OPT_STR, &sep, "document separator in .txt data (default <|endoftext|>)"},
         {"text-field", OPT_STR, &field, "field of .jsonl records holding the text (default text)"},
         {"out", OPT_STR, &out, "output directory for the PEFT adapter and checkpoints (default out/adapter)"},
