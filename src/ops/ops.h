@@ -17,7 +17,10 @@
 // ---------------------------------------------------------------------------------------------
 // linear layers over frozen weights W (out, in) in any float dtype (converted in tiles)
 
-// Floats of workspace the linear kernels need for W (a tile of rows converted to f32).
+// Floats of workspace the linear kernels need for W: one slab of W converted to f32, 256 columns
+// (forward) or 256 rows (bwd_x) of it, so 256 * max(in, out); 0 for F32, whose mapped data goes
+// straight to sgemm (ws may then be NULL). The whole weight is never converted at once.
+// Threads: lt_linear_* call a threaded BLAS; do not call them from inside an OpenMP region.
 size_t lt_linear_ws_floats(const lt_mat *W);
 // y(N, out) = x(N, in) @ W^T + b. b: (out) f32 or NULL. ws: lt_linear_ws_floats(W) floats.
 // If accumulate is true, y += x @ W^T (+ b) instead of overwrite.
@@ -53,7 +56,8 @@ void lt_rmsnorm_bwd_ref(float *dx, float *dw, const float *dout, const float *x,
 // with the next rot/2 (dims >= rot are left alone: partial rotary of GPT-NeoX).
 
 // cos/sin tables (n_pos, rot/2) as transformers computes them: inv_freq[i] = 1/theta^(2i/rot)
-// in f32, angle = pos * inv_freq[i] in f32, cos/sin of that angle.
+// in f32, angle = pos * inv_freq[i] in f32, cos/sin of that f32 angle (evaluated in double and
+// rounded to f32). rot is even and <= HS (asserted by the kernels).
 void lt_rope_table(float *cos_t, float *sin_t, int n_pos, int rot, float theta);
 // In place on x (N, nh, HS); pos(N) are the positions of the rows (all < n_pos of the table).
 void lt_rope_fwd(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int64_t N,
@@ -61,12 +65,16 @@ void lt_rope_fwd(float *x, const int32_t *pos, const float *cos_t, const float *
 // In place on dx: the inverse rotation (the transpose of the forward's linear map).
 void lt_rope_bwd(float *dx, const int32_t *pos, const float *cos_t, const float *sin_t, int64_t N,
                  int nh, int HS, int rot);
+void lt_rope_fwd_ref(float *x, const int32_t *pos, const float *cos_t, const float *sin_t,
+                     int64_t N, int nh, int HS, int rot);
+void lt_rope_bwd_ref(float *dx, const int32_t *pos, const float *cos_t, const float *sin_t,
+                     int64_t N, int nh, int HS, int rot);
 
 // ---------------------------------------------------------------------------------------------
 // causal self-attention with grouped-query heads
 
 typedef struct lt_attn_shape {
-    int B, T, NH, NKV, HS;
+    int B, T, NH, NKV, HS; // NH a multiple of NKV (asserted); query head h reads kv head h/(NH/NKV)
     int window;           // sliding window W > 0: query i sees keys j with i - W < j <= i; 0: none
     const int32_t *kmask; // (B, T) 1 = real token, 0 = padding key to ignore; NULL: all real
 } lt_attn_shape;
@@ -78,7 +86,12 @@ void lt_attn_fwd(float *out, float *att, const float *q, const float *k, const f
                  const lt_attn_shape *s);
 void lt_attn_fwd_ref(float *out, float *att, const float *q, const float *k, const float *v,
                      const lt_attn_shape *s);
-// dq, dk, dv += gradients. ws: lt_attn_ws_floats(s) floats.
+// dq, dk, dv += gradients. ws: lt_attn_ws_floats(s) floats (B * NKV * min(64,T) * T: one
+// block of dP rows per (batch, kv head), independent of the thread count).
+// Threads: the fast versions run OpenMP over (B, heads) and call sgemm inside. With OpenBLAS's
+// OpenMP build (what the Makefile links) those calls run single-threaded by themselves; with its
+// pthread build OpenBLAS is held at one thread for the call (openblas_set_num_threads, restored
+// after), so do not call BLAS from another thread meanwhile.
 size_t lt_attn_ws_floats(const lt_attn_shape *s);
 void lt_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *att,
                  const float *q, const float *k, const float *v, const lt_attn_shape *s, float *ws);
@@ -88,10 +101,14 @@ void lt_attn_bwd_ref(float *dq, float *dk, float *dv, const float *dout, const f
 // ---------------------------------------------------------------------------------------------
 // MLP activations
 
-// h(n) = silu(g) * u
+// h(n) = silu(g) * u, silu(g) = g / (1 + exp(-g)). h may alias g or u.
 void lt_swiglu_fwd(float *h, const float *g, const float *u, int64_t n);
+void lt_swiglu_fwd_ref(float *h, const float *g, const float *u, int64_t n);
 // dg, du += from dh
-void lt_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n);
+void lt_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u,
+                   int64_t n);
+void lt_swiglu_bwd_ref(float *dg, float *du, const float *dh, const float *g, const float *u,
+                       int64_t n);
 
 // ---------------------------------------------------------------------------------------------
 // loss
@@ -99,14 +116,16 @@ void lt_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const 
 // Cross-entropy over rows of logits (N, V) with integer targets (N); rows with target < 0 are
 // ignored. Returns the SUM of losses of the kept rows (the caller divides). If dlogits != NULL
 // (may alias logits) it receives scale * (softmax - onehot) for kept rows and 0 for ignored rows.
-// Computed in double accumulation for the log-sum-exp.
+// Targets must be < V (asserted: the data module validates labels). Computed in double
+// accumulation for the log-sum-exp. The sum over rows has a fixed order (64
+// fixed row chunks), so the result does not depend on the thread count.
 double lt_ce_fwd_bwd(float *dlogits, const float *logits, const int32_t *targets, int64_t N, int V,
                      float scale);
 double lt_ce_fwd_bwd_ref(float *dlogits, const float *logits, const int32_t *targets, int64_t N,
                          int V, float scale);
 
 // ---------------------------------------------------------------------------------------------
-// elementwise helpers
+// elementwise helpers (plain loops: they are their own reference)
 void lt_add_inplace(float *y, const float *x, int64_t n);        // y += x
 void lt_scale_inplace(float *y, float a, int64_t n);             // y *= a
 void lt_axpy(float *y, float a, const float *x, int64_t n);      // y += a*x

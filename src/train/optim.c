@@ -39,7 +39,9 @@ void lt_adamw_update(float *p, const float *g, float *m, float *v, int64_t n, fl
     double bc1 = 1.0 - pow((double)b1, (double)t), bc2 = 1.0 - pow((double)b2, (double)t);
     float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     float decay = 1.0f - lr * wd, w1 = 1.0f - b1, w2 = 1.0f - b2;
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static)
+#endif
     for (int64_t i = 0; i < n; i++) {
         p[i] *= decay;
         m[i] += w1 * (g[i] - m[i]); // lerp, as torch does
