@@ -13,7 +13,7 @@
  */
 #include "core/core.h"
 #include "lora/lora.h"
-#include "model/model.h"
+#include "model/model_impl.h"
 #include "ops/ops.h"
 
 #include <math.h>
@@ -203,12 +203,24 @@ static const float *lora_input(lt_ctx *c, const lt_lora_mod *lm, const float *x,
     return c->drop;
 }
 
+void lt_lin_fwd_infer(const lt_linear *li, const float *x, float *y, int64_t N, bool accumulate,
+                      float *hl, float *ws) {
+    lt_linear_fwd(y, x, &li->w, li->b, N, accumulate, ws);
+    const lt_lora_mod *lm = li->lora;
+    if (!lm) return;
+    lt_sgemm(false, true, N, lm->r, lm->in, 1.0f, x, lm->in, lm->A, lm->in, 0.0f, hl, lm->r);
+    lt_sgemm(false, true, N, lm->out, lm->r, lm->scale, hl, lm->r, lm->B, lm->r, 1.0f, y, lm->out);
+}
+
 // y (N,out) (+)= x (N,in) W^T + b + s * hl B^T with hl (N,r) = drop(x) A^T saved for backward.
 static void lin_fwd(lt_ctx *c, const lt_linear *li, const float *x, float *y, int64_t N,
                     bool accumulate, float *hl, int64_t row0) {
-    lt_linear_fwd(y, x, &li->w, li->b, N, accumulate, c->lin_ws);
     const lt_lora_mod *lm = li->lora;
-    if (!lm) return;
+    if (!lm || !(lm->dropout > 0) || !c->train) {
+        lt_lin_fwd_infer(li, x, y, N, accumulate, hl, c->lin_ws);
+        return;
+    }
+    lt_linear_fwd(y, x, &li->w, li->b, N, accumulate, c->lin_ws);
     const float *xa = lora_input(c, lm, x, N, row0);
     lt_sgemm(false, true, N, lm->r, lm->in, 1.0f, xa, lm->in, lm->A, lm->in, 0.0f, hl, lm->r);
     lt_sgemm(false, true, N, lm->out, lm->r, lm->scale, hl, lm->r, lm->B, lm->r, 1.0f, y, lm->out);

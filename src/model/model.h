@@ -133,4 +133,26 @@ lt_status lt_model_eval_loss(lt_model *m, lt_ctx *c, const lt_batch *b, double *
 // Forward only: full logits (B, T, V) into out (caller-owned). For tests and inference.
 lt_status lt_model_logits(lt_model *m, lt_ctx *c, const lt_batch *b, float *out, lt_err *err);
 
+// ---------------------------------------------------------------------------------------------
+// incremental decoding with a key/value cache (generation)
+
+typedef struct lt_kv lt_kv;
+
+// A cache for B rows of up to max_T positions. Create it AFTER attaching any adapter (its
+// scratch is sized for the attached LoRA rank). Holds (L, B, max_T, NKV*HS) keys and values.
+lt_status lt_kv_new(const lt_model *m, int B, int max_T, lt_kv **out, lt_err *err);
+void lt_kv_free(lt_kv *kv);
+void lt_kv_reset(lt_kv *kv); // forget everything (n_past = 0)
+int lt_kv_n_past(const lt_kv *kv);
+size_t lt_kv_bytes(const lt_kv *kv);
+
+// Appends T new positions to every row: ids (B,T); kmask (B,T) 1 = real token, 0 = padding (NULL:
+// all real; padding keys are never attended, e.g. left padding of batched prompts); pos (B,T)
+// positions (NULL: n_past + t). Writes logits of each row's last new position, (B, V), or of every
+// new position, (B, T, V), when all_logits. Fails when n_past + T > max_T.
+// The attention of new token t sees cached positions j <= n_past + t that are real (and inside
+// the sliding window); a row that sees none gets a zero attention output, as in training.
+lt_status lt_model_decode(lt_model *m, lt_kv *kv, const int32_t *ids, int T, const int32_t *kmask,
+                          const int32_t *pos, float *logits, bool all_logits, lt_err *err);
+
 #endif
