@@ -110,6 +110,12 @@ lt_status lt_adapter_new(lt_model *m, const lt_lora_config *cfg, uint64_t seed, 
         }
     }
     LT_ASSERT(a->n_mod == n);
+    if (cfg->n_labels < 0 || cfg->n_labels > 1 << 20) {
+        lt_adapter_free(a);
+        return lt_err_set(err, LT_ERR_ARG, "number of labels %d is not valid", cfg->n_labels);
+    }
+    a->n_labels = cfg->n_labels;
+    np += (int64_t)cfg->n_labels * c->n_embd;
     a->n_params = np;
     a->params = lt_alloc_aligned(sizeof(float) * (size_t)np);
     a->grads = lt_alloc_aligned(sizeof(float) * (size_t)np);
@@ -128,6 +134,10 @@ lt_status lt_adapter_new(lt_model *m, const lt_lora_config *cfg, uint64_t seed, 
         memset(mod->B, 0, nb * sizeof(float));
         p += na + nb, g += na + nb;
         mod->lin->lora = mod;
+    }
+    if (a->n_labels) { // transformers _init_weights: normal(0, initializer_range = 0.02)
+        a->score = p, a->gscore = g;
+        for (int64_t j = 0; j < (int64_t)a->n_labels * c->n_embd; j++) a->score[j] = 0.02f * lt_rng_normal(&rng);
     }
     *out = a;
     return LT_OK;

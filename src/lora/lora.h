@@ -23,6 +23,8 @@ typedef struct lt_lora_config {
     bool rslora;
     uint32_t targets;      // bit (1 << lt_mod_kind) per module kind, LT_MOD_LM_HEAD included
     int layer_lo, layer_hi; // layers [lo, hi) get adapters; hi = -1: all
+    int n_labels;           // > 0: a sequence-classification head "score" (n_labels, C), trained
+                            // in full (PEFT modules_to_save), as *ForSequenceClassification has
 } lt_lora_config;
 
 // Parses "q_proj,k_proj,..." or "all" (the seven projections) into a target mask.
@@ -46,9 +48,13 @@ typedef struct lt_adapter {
     float *params; // (n_params)
     float *grads;  // (n_params)
     int min_layer; // lowest layer holding a module (backward need not go below it)
+    int n_labels;  // classification head rows, 0 when none
+    float *score, *gscore; // (n_labels, C) inside params / grads, or NULL
 } lt_adapter;
 
-// Creates an adapter for model m with PEFT's initialisation from `seed` and attaches it.
+// Creates an adapter for model m with PEFT's initialisation from `seed` and attaches it. With
+// cfg->n_labels > 0 it also holds the classification head, initialised as transformers does
+// (normal, std 0.02); the head is counted in n_params and saved as PEFT's "score" module.
 lt_status lt_adapter_new(lt_model *m, const lt_lora_config *cfg, uint64_t seed, lt_adapter **out,
                          lt_err *err);
 // Detaches from the model (if attached) and frees.

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
+// The classification head as PEFT saves modules_to_save of a *ForSequenceClassification model.
+#define SCORE_KEY "base_model.model.score.weight"
+
 lt_status lt_adapter_save_peft(const lt_adapter *a, const lt_model *m, const char *dir,
                                lt_err *err) {
     char path[4096], key[256];
@@ -27,6 +30,10 @@ lt_status lt_adapter_save_peft(const lt_adapter *a, const lt_model *m, const cha
         st = lt_st_writer_add(w, key, LT_DTYPE_F32, 2, sa, mod->A, err);
         lt_lora_key(mod, true, key, sizeof key);
         if (!st) st = lt_st_writer_add(w, key, LT_DTYPE_F32, 2, sb, mod->B, err);
+    }
+    if (!st && a->n_labels) {
+        int64_t ss[2] = {a->n_labels, m->cfg.n_embd};
+        st = lt_st_writer_add(w, SCORE_KEY, LT_DTYPE_F32, 2, ss, a->score, err);
     }
     if (!st) st = lt_st_writer_meta(w, "format", "pt", err);
     if (!st && !lt_path_join(path, sizeof path, dir, "adapter_model.safetensors"))
@@ -59,12 +66,19 @@ lt_status lt_adapter_save_peft(const lt_adapter *a, const lt_model *m, const cha
     }
     cJSON_AddNumberToObject(j, "lora_alpha", a->cfg.alpha);
     cJSON_AddNumberToObject(j, "lora_dropout", a->cfg.dropout);
-    cJSON_AddNullToObject(j, "modules_to_save");
+    if (a->n_labels) { // PEFT adds these for SEQ_CLS; "score" is the head of *ForSequenceClassification
+        cJSON *ms = cJSON_CreateArray();
+        cJSON_AddItemToArray(ms, cJSON_CreateString("classifier"));
+        cJSON_AddItemToArray(ms, cJSON_CreateString("score"));
+        cJSON_AddItemToObject(j, "modules_to_save", ms);
+    } else {
+        cJSON_AddNullToObject(j, "modules_to_save");
+    }
     cJSON_AddStringToObject(j, "peft_type", "LORA");
     cJSON_AddNumberToObject(j, "r", a->cfg.r);
     cJSON_AddItemToObject(j, "rank_pattern", cJSON_CreateObject());
     cJSON_AddItemToObject(j, "target_modules", tm);
-    cJSON_AddStringToObject(j, "task_type", "CAUSAL_LM");
+    cJSON_AddStringToObject(j, "task_type", a->n_labels ? "SEQ_CLS" : "CAUSAL_LM");
     cJSON_AddBoolToObject(j, "use_dora", false);
     cJSON_AddBoolToObject(j, "use_rslora", a->cfg.rslora);
     char *text = cJSON_Print(j);
@@ -182,9 +196,16 @@ lt_status lt_adapter_load_peft(lt_model *m, const char *dir, lt_adapter **out, l
         }
     }
     const cJSON *mts = cJSON_GetObjectItemCaseSensitive(j, "modules_to_save");
-    if (mts && !cJSON_IsNull(mts) && !(cJSON_IsArray(mts) && cJSON_GetArraySize(mts) == 0)) {
-        st = lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: modules_to_save is not supported yet", path);
-        goto fail;
+    if (mts && !cJSON_IsNull(mts)) {
+        const cJSON *it;
+        bool ok = cJSON_IsArray(mts);
+        cJSON_ArrayForEach(it, mts) ok &= cJSON_IsString(it) && (!strcmp(it->valuestring, "score") ||
+                                                                 !strcmp(it->valuestring, "classifier"));
+        if (!ok) {
+            st = lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: modules_to_save other than the "
+                            "classification head (score) are not supported", path);
+            goto fail;
+        }
     }
     // the target set comes from the tensors present (PEFT may store a regex in target_modules)
     if (!lt_path_join(path, sizeof path, dir, "adapter_model.safetensors")) {
@@ -197,6 +218,17 @@ lt_status lt_adapter_load_peft(lt_model *m, const char *dir, lt_adapter **out, l
         const lt_st_tensor *t = lt_st_set_at(st_set, i);
         int l, kind;
         bool is_b;
+        if (!strcmp(t->name, SCORE_KEY)) {
+            if (t->ndim != 2 || t->shape[1] != m->cfg.n_embd || t->shape[0] <= 0 ||
+                t->shape[0] > 1 << 20 || !lt_dtype_is_float(t->dtype)) {
+                st = lt_err_set(err, LT_ERR_SHAPE, "%s: %s should be a float (num_labels, %d) matrix",
+                                path, t->name, m->cfg.n_embd);
+                goto fail;
+            }
+            cfg.n_labels = (int)t->shape[0];
+            n_base++;
+            continue;
+        }
         if (is_saved_base_layer(t, m)) {
             if ((st = check_saved_base_layer(t, m, path, err))) goto fail;
             n_base++;
@@ -235,6 +267,10 @@ lt_status lt_adapter_load_peft(lt_model *m, const char *dir, lt_adapter **out, l
             if ((st = lt_st_set_get(st_set, key, 2, shape, &t, err))) goto fail;
             lt_to_f32(t->dtype, t->data, b ? mod->B : mod->A, shape[0] * shape[1]);
         }
+    }
+    if (a->n_labels) {
+        const lt_st_tensor *t = lt_st_set_find(st_set, SCORE_KEY);
+        lt_to_f32(t->dtype, t->data, a->score, (int64_t)a->n_labels * m->cfg.n_embd);
     }
     lt_st_set_close(st_set);
     cJSON_Delete(j);

@@ -414,38 +414,109 @@ static double head_loss(lt_ctx *c, int64_t M, float scale, bool backward) {
     return sum;
 }
 
+static int lowest_lora_layer(const lt_model *m) {
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        for (int k = 0; k < LT_MOD_PER_LAYER; k++)
+            if (m->layers[l].lin[k].lora) return l;
+    return m->cfg.n_layer;
+}
+
+// Backward from c->dhsel, the gradients of the M selected final-norm rows c->sel, down to the
+// lowest block holding LoRA modules.
+static void backward_from_rows(lt_model *m, lt_ctx *c, const lt_batch *b, int64_t M) {
+    const lt_config *cf = &m->cfg;
+    int min_layer = lowest_lora_layer(m);
+    if (min_layer >= cf->n_layer) return;
+    size_t nC = (size_t)c->N * (size_t)cf->n_embd;
+    memset(c->dxn, 0, nC * sizeof(float));
+    for (int64_t i = 0; i < M; i++) // rows are distinct: scatter by copy
+        memcpy(c->dxn + (size_t)c->sel[i] * (size_t)cf->n_embd, c->dhsel + i * cf->n_embd,
+               sizeof(float) * (size_t)cf->n_embd);
+    memset(c->dres, 0, nC * sizeof(float));
+    lt_rmsnorm_bwd(c->dres, NULL, c->dxn, c->xs + (size_t)cf->n_layer * nC, m->final_norm, c->rstdf,
+                   c->N, cf->n_embd);
+    for (int l = cf->n_layer - 1; l >= min_layer; l--) {
+        block_acts *a = &c->acts[c->n_slots > 1 ? l : 0];
+        const float *x = c->xs + (size_t)l * nC;
+        if (c->ckpt) block_fwd(c, l, b, x, c->xs + (size_t)(l + 1) * nC, a);
+        block_bwd(c, l, b, x, a, l > min_layer);
+    }
+}
+
 lt_status lt_model_train_step(lt_model *m, lt_ctx *c, const lt_batch *b, float loss_scale,
                               uint64_t dropout_seed, int64_t step, double *loss_sum, lt_err *err) {
     if (!c->train) return lt_err_set(err, LT_ERR_ARG, "context was not created for training");
     lt_status st = check_batch(c, b, err);
     if (st) return st;
-    const lt_config *cf = &m->cfg;
     c->drop_seed = dropout_seed;
     c->step = step;
-    int min_layer = cf->n_layer; // lowest block with a LoRA module
-    for (int l = 0; l < cf->n_layer && min_layer == cf->n_layer; l++)
-        for (int k = 0; k < LT_MOD_PER_LAYER; k++)
-            if (m->layers[l].lin[k].lora) { min_layer = l; break; }
     forward_blocks(c, b);
     int64_t M = select_rows(c, b);
     double sum = head_loss(c, M, loss_scale, true);
-    size_t nC = (size_t)c->N * (size_t)cf->n_embd;
-    if (min_layer < cf->n_layer) {
-        // d(final norm input): scatter the selected rows' gradients, then through the norm
-        memset(c->dxn, 0, nC * sizeof(float));
-        for (int64_t i = 0; i < M; i++)
-            memcpy(c->dxn + (size_t)c->sel[i] * (size_t)cf->n_embd, c->dhsel + i * cf->n_embd,
-                   sizeof(float) * (size_t)cf->n_embd);
-        memset(c->dres, 0, nC * sizeof(float));
-        lt_rmsnorm_bwd(c->dres, NULL, c->dxn, c->xs + (size_t)cf->n_layer * nC, m->final_norm,
-                       c->rstdf, c->N, cf->n_embd);
-        for (int l = cf->n_layer - 1; l >= min_layer; l--) {
-            block_acts *a = &c->acts[c->n_slots > 1 ? l : 0];
-            const float *x = c->xs + (size_t)l * nC;
-            if (c->ckpt) block_fwd(c, l, b, x, c->xs + (size_t)(l + 1) * nC, a);
-            block_bwd(c, l, b, x, a, l > min_layer);
+    backward_from_rows(m, c, b, M);
+    *loss_sum = sum;
+    return LT_OK;
+}
+
+int lt_cls_pool_position(const int32_t *ids, const int32_t *kmask, int T, int32_t pad_id) {
+    int last = 0;
+    for (int t = 0; t < T; t++)
+        if (pad_id >= 0 ? ids[t] != pad_id : (kmask ? kmask[t] != 0 : 1)) last = t;
+    return last;
+}
+
+lt_status lt_model_cls_step(lt_model *m, lt_ctx *c, const lt_batch *b, const lt_cls_head *h,
+                            float loss_scale, bool backward, uint64_t dropout_seed, int64_t step,
+                            double *loss_sum, float *scores, lt_err *err) {
+    if (backward && !c->train) return lt_err_set(err, LT_ERR_ARG, "context was not created for training");
+    if (h->n_labels <= 0 || !h->w) return lt_err_set(err, LT_ERR_ARG, "no classification head");
+    lt_batch bb = *b;
+    bb.labels = NULL;
+    lt_status st = check_batch(c, &bb, err);
+    if (st) return st;
+    if (h->labels)
+        for (int i = 0; i < c->B; i++)
+            if (h->labels[i] >= h->n_labels)
+                return lt_err_set(err, LT_ERR_ARG, "class label %d of row %d is not below %d",
+                                  h->labels[i], i, h->n_labels);
+    const int C = m->cfg.n_embd, NL = h->n_labels, B = c->B;
+    if ((int64_t)B * NL > (int64_t)HEAD_CHUNK * m->cfg.n_vocab)
+        return lt_err_set(err, LT_ERR_ARG, "%d rows x %d labels exceed the score buffer", B, NL);
+    bool train = c->train;
+    c->train = backward; // dropout only when training
+    c->drop_seed = dropout_seed;
+    c->step = step;
+    forward_blocks(c, b);
+    // pooled rows: the last non-pad token of each row (transformers' rule: rightmost id != pad)
+    for (int i = 0; i < B; i++) {
+        int t = lt_cls_pool_position(b->ids + (size_t)i * (size_t)c->T,
+                                     b->kmask ? b->kmask + (size_t)i * (size_t)c->T : NULL, c->T, h->pad_id);
+        c->sel[i] = (int32_t)((int64_t)i * c->T + t);
+        memcpy(c->hsel + (size_t)i * (size_t)C, c->xf + (size_t)c->sel[i] * (size_t)C, sizeof(float) * (size_t)C);
+    }
+    // scores (B, NL) = hsel W^T, in the logits chunk buffer
+    float *lg = c->chunk;
+    lt_sgemm(false, true, B, NL, C, 1.0f, c->hsel, C, h->w, C, 0.0f, lg, NL);
+    if (scores) memcpy(scores, lg, sizeof(float) * (size_t)(B * NL));
+    double sum = 0;
+    if (h->labels) {
+        for (int i = 0; i < B; i++) {
+            if (h->labels[i] < 0) { // an ignored (padding) row
+                memset(lg + (size_t)i * (size_t)NL, 0, sizeof(float) * (size_t)NL);
+                continue;
+            }
+            float wt = h->class_w ? h->class_w[h->labels[i]] : 1.0f;
+            sum += wt * lt_ce_fwd_bwd(lg + (size_t)i * (size_t)NL, lg + (size_t)i * (size_t)NL,
+                                      &h->labels[i], 1, NL, loss_scale * wt);
         }
     }
+    if (backward && h->labels) {
+        // gW (NL, C) += dlogits^T hsel ; dhsel (B, C) = dlogits W
+        if (h->gw) lt_sgemm(true, false, NL, C, B, 1.0f, lg, NL, c->hsel, C, 1.0f, h->gw, C);
+        lt_sgemm(false, false, B, C, NL, 1.0f, lg, NL, h->w, C, 0.0f, c->dhsel, C);
+        backward_from_rows(m, c, b, B);
+    }
+    c->train = train;
     *loss_sum = sum;
     return LT_OK;
 }

@@ -127,6 +127,28 @@ int64_t lt_batch_n_targets(const lt_batch *b, int B, int T);
 // dropout_seed/step make LoRA dropout masks reproducible (recomputation regenerates them).
 lt_status lt_model_train_step(lt_model *m, lt_ctx *c, const lt_batch *b, float loss_scale,
                               uint64_t dropout_seed, int64_t step, double *loss_sum, lt_err *err);
+// Sequence classification (transformers *ForSequenceClassification): the final hidden state of
+// each row's last non-pad token (the rightmost position whose id != pad_id; when pad_id < 0, the
+// last position with kmask 1) times a head W (n_labels, C), no bias; cross-entropy against
+// labels, optionally weighted per class (loss = sum_i w[y_i] * ce_i; divide by sum_i w[y_i] for
+// torch's weighted mean, which the caller does through loss_scale).
+typedef struct lt_cls_head {
+    int n_labels;
+    int32_t pad_id;
+    const float *w;       // (n_labels, C)
+    float *gw;            // (n_labels, C) gradient accumulator, or NULL
+    const int32_t *labels; // (B) class ids, < 0 for padding rows; NULL: scores only
+    const float *class_w; // (n_labels) or NULL
+} lt_cls_head;
+
+// The pooled position of one row (ids, kmask of length T).
+int lt_cls_pool_position(const int32_t *ids, const int32_t *kmask, int T, int32_t pad_id);
+// Forward (+ backward when `backward`): writes scores (B, n_labels) when not NULL, the loss sum in
+// *loss_sum, and with backward the LoRA gradients and gw, scaled by loss_scale.
+lt_status lt_model_cls_step(lt_model *m, lt_ctx *c, const lt_batch *b, const lt_cls_head *h,
+                            float loss_scale, bool backward, uint64_t dropout_seed, int64_t step,
+                            double *loss_sum, float *scores, lt_err *err);
+
 // Forward only: loss sum over the batch (no gradients). For evaluation.
 lt_status lt_model_eval_loss(lt_model *m, lt_ctx *c, const lt_batch *b, double *loss_sum,
                              lt_err *err);
