@@ -5,7 +5,7 @@
 set -euo pipefail
 dir=$(mktemp -d)
 LT_DUMP_DIR="$dir" ./build/tests/test_golden_llama > /dev/null 2>&1
-for fam in llama mistral qwen2; do
+for fam in llama mistral qwen2 gpt2 gpt_neox; do
     python3 tools/check_peft_adapter.py "tests/fixtures/$fam" "$dir/$fam" --logits "$dir/$fam/logits.safetensors"
 done
 rm -rf "$dir"

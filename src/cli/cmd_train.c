@@ -136,7 +136,7 @@ int cmd_train(int argc, char **argv) {
         a->cfg.dropout = lc.dropout;
         for (int i = 0; i < a->n_mod; i++) a->mods[i].dropout = lc.dropout;
     } else {
-        if ((st = lt_lora_parse_targets(targets, &lc.targets, &err))) goto fail;
+        if ((st = lt_lora_parse_targets(m, targets, &lc.targets, &err))) goto fail;
         if ((st = lt_adapter_new(m, &lc, o.seed, &a, &err))) goto fail;
     }
     char desc[160];

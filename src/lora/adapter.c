@@ -12,27 +12,35 @@
 #include <stdio.h>
 #include <string.h>
 
-lt_status lt_lora_parse_targets(const char *list, uint32_t *out, lt_err *err) {
+lt_status lt_lora_parse_targets(const lt_model *m, const char *list, uint32_t *out, lt_err *err) {
     uint32_t mask = 0;
     const char *p = list;
+    char known[256] = "";
+    for (int k = 0; k <= LT_MOD_LM_HEAD; k++) {
+        const char *nm = lt_model_mod_name(m, k);
+        if (nm && !strstr(known, nm)) {
+            size_t l = strlen(known);
+            snprintf(known + l, sizeof known - l, "%s%s", l ? ", " : "", nm);
+        }
+    }
     while (*p) {
         const char *e = strchr(p, ',');
         size_t n = e ? (size_t)(e - p) : strlen(p);
         while (n && *p == ' ') p++, n--;
         while (n && p[n - 1] == ' ') n--;
-        if (n == 3 && !strncmp(p, "all", 3)) mask |= (1u << LT_MOD_PER_LAYER) - 1;
-        else if (n) {
-            int k;
-            for (k = 0; k <= LT_MOD_LM_HEAD; k++) {
-                const char *nm = lt_mod_short_name((lt_mod_kind)k);
-                if (strlen(nm) == n && !strncmp(p, nm, n)) break;
+        if (n == 3 && !strncmp(p, "all", 3)) {
+            for (int k = 0; k < LT_MOD_PER_LAYER; k++)
+                if (lt_model_mod_name(m, k)) mask |= 1u << k;
+        } else if (n) {
+            uint32_t hit = 0;
+            for (int k = 0; k <= LT_MOD_LM_HEAD; k++) {
+                const char *nm = lt_model_mod_name(m, k);
+                if (nm && strlen(nm) == n && !strncmp(p, nm, n)) hit |= 1u << k;
             }
-            if (k > LT_MOD_LM_HEAD)
-                return lt_err_set(err, LT_ERR_ARG,
-                                  "unknown LoRA target \"%.*s\" (known: q_proj, k_proj, v_proj, "
-                                  "o_proj, gate_proj, up_proj, down_proj, lm_head, all)",
-                                  (int)n, p);
-            mask |= 1u << k;
+            if (!hit)
+                return lt_err_set(err, LT_ERR_ARG, "unknown LoRA target \"%.*s\" for this %s model "
+                                  "(known: %s, all)", (int)n, p, m->arch.model_type, known);
+            mask |= hit;
         }
         if (!e) break;
         p = e + 1;
@@ -81,7 +89,7 @@ lt_status lt_adapter_new(lt_model *m, const lt_lora_config *cfg, uint64_t seed, 
     a->cfg.layer_lo = lo, a->cfg.layer_hi = hi;
     int n = 0;
     for (int l = lo; l < hi; l++)
-        for (int k = 0; k < LT_MOD_PER_LAYER; k++) n += (cfg->targets >> k) & 1;
+        for (int k = 0; k < LT_MOD_PER_LAYER; k++) n += ((cfg->targets >> k) & 1) && m->layers[l].lin[k].out;
     bool head = (cfg->targets >> LT_MOD_LM_HEAD) & 1;
     n += head;
     a->mods = lt_calloc((size_t)n, sizeof *a->mods);
@@ -96,7 +104,7 @@ lt_status lt_adapter_new(lt_model *m, const lt_lora_config *cfg, uint64_t seed, 
                 if (k > 0 || !head) break;
                 li = &m->lm_head;
             } else {
-                if (!((cfg->targets >> k) & 1)) continue;
+                if (!((cfg->targets >> k) & 1) || !m->layers[l].lin[k].out) continue;
                 li = &m->layers[l].lin[k];
                 if (l < a->min_layer) a->min_layer = l;
             }

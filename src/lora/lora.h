@@ -27,8 +27,10 @@ typedef struct lt_lora_config {
                             // in full (PEFT modules_to_save), as *ForSequenceClassification has
 } lt_lora_config;
 
-// Parses "q_proj,k_proj,..." or "all" (the seven projections) into a target mask.
-lt_status lt_lora_parse_targets(const char *list, uint32_t *out, lt_err *err);
+// Parses the model's PEFT module names ("q_proj,v_proj", "c_attn,c_proj", "query_key_value",
+// "lm_head", ...) or "all" (every projection of the blocks, not the head) into a target mask.
+// A name shared by two slots (GPT-2's attn.c_proj and mlp.c_proj) selects both, as PEFT does.
+lt_status lt_lora_parse_targets(const lt_model *m, const char *list, uint32_t *out, lt_err *err);
 
 typedef struct lt_lora_mod {
     lt_linear *lin;  // the module it adapts (borrowed from the model)

@@ -47,13 +47,19 @@ lt_status lt_adapter_save_peft(const lt_adapter *a, const lt_model *m, const cha
         cJSON_Delete(j), cJSON_Delete(tm);
         return lt_err_set(err, LT_ERR_OOM, "out of memory");
     }
-    for (int k = 0; k <= LT_MOD_LM_HEAD; k++)
-        if ((a->cfg.targets >> k) & 1)
-            cJSON_AddItemToArray(tm, cJSON_CreateString(lt_mod_short_name((lt_mod_kind)k)));
+    for (int k = 0; k <= LT_MOD_LM_HEAD; k++) { // model names, each once (GPT-2 c_proj twice)
+        const char *nm = lt_model_mod_name(m, k);
+        bool dup = false;
+        for (int k2 = 0; k2 < k; k2++)
+            dup |= ((a->cfg.targets >> k2) & 1) && lt_model_mod_name(m, k2) && nm &&
+                   !strcmp(lt_model_mod_name(m, k2), nm);
+        if (((a->cfg.targets >> k) & 1) && nm && !dup)
+            cJSON_AddItemToArray(tm, cJSON_CreateString(nm));
+    }
     cJSON_AddItemToObject(j, "alpha_pattern", cJSON_CreateObject());
     cJSON_AddStringToObject(j, "base_model_name_or_path", m->src_path ? m->src_path : "");
     cJSON_AddStringToObject(j, "bias", "none");
-    cJSON_AddBoolToObject(j, "fan_in_fan_out", false);
+    cJSON_AddBoolToObject(j, "fan_in_fan_out", m->arch.conv1d);
     cJSON_AddBoolToObject(j, "inference_mode", true);
     cJSON_AddBoolToObject(j, "init_lora_weights", true);
     if (a->cfg.layer_lo > 0 || a->cfg.layer_hi < m->cfg.n_layer) {
@@ -182,9 +188,12 @@ lt_status lt_adapter_load_peft(lt_model *m, const char *dir, lt_adapter **out, l
                         path, lt_json_str(j, "bias", ""));
         goto fail;
     }
-    if (lt_json_bool(j, "fan_in_fan_out", false)) {
-        st = lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: fan_in_fan_out is not supported for %s", path,
-                        m->arch.model_type);
+    // fan_in_fan_out only says how the base stores its weights (GPT-2 Conv1D); lora_A/lora_B
+    // have nn.Linear shapes either way. It must agree with the model.
+    if (lt_json_bool(j, "fan_in_fan_out", false) != m->arch.conv1d) {
+        st = lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: fan_in_fan_out = %s does not match the %s "
+                        "model (expected %s)", path, m->arch.conv1d ? "false" : "true",
+                        m->arch.model_type, m->arch.conv1d ? "true" : "false");
         goto fail;
     }
     const char *pats[] = {"rank_pattern", "alpha_pattern"};

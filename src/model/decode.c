@@ -23,7 +23,7 @@ struct lt_kv {
     float *k, *v;      // (L, B, max_T, KVD)
     int32_t *mask;     // (B, max_T) 1 = real position
     // scratch for up to B*max_T new rows
-    float *x, *xn, *rstd, *q, *kn, *vn, *ao, *g, *u, *h, *hl, *ws, *scores, *last;
+    float *x, *xn, *rstd, *mean, *q, *kn, *vn, *qkv, *ao, *g, *u, *h, *hl, *ws, *scores, *last, *x2;
     int32_t *pos;
     size_t bytes;
 };
@@ -38,7 +38,7 @@ static float *kv_alloc(lt_kv *kv, size_t n, bool *ok) {
 
 void lt_kv_free(lt_kv *kv) {
     if (!kv) return;
-    float *fs[] = {kv->k,  kv->v, kv->x, kv->xn, kv->rstd, kv->q,  kv->kn,     kv->vn,
+    float *fs[] = {kv->k,  kv->v, kv->x, kv->xn, kv->rstd, kv->q,  kv->kn,     kv->vn, kv->mean, kv->qkv, kv->x2,
                    kv->ao, kv->g, kv->u, kv->h,  kv->hl,   kv->ws, kv->scores, kv->last};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) lt_free_aligned(fs[i]);
     lt_free(kv->mask);
@@ -80,6 +80,8 @@ lt_status lt_kv_new(const lt_model *m, int B, int max_T, lt_kv **out, lt_err *er
     kv->k = kv_alloc(kv, cache, &ok), kv->v = kv_alloc(kv, cache, &ok);
     kv->x = kv_alloc(kv, N * C, &ok), kv->xn = kv_alloc(kv, N * C, &ok);
     kv->rstd = kv_alloc(kv, N, &ok), kv->q = kv_alloc(kv, N * QD, &ok);
+    kv->mean = kv_alloc(kv, N, &ok), kv->x2 = kv_alloc(kv, N * C, &ok);
+    if (m->arch.qkv != LT_QKV_SEPARATE) kv->qkv = kv_alloc(kv, N * (QD + 2 * KVD), &ok);
     kv->kn = kv_alloc(kv, N * KVD, &ok), kv->vn = kv_alloc(kv, N * KVD, &ok);
     kv->ao = kv_alloc(kv, N * QD, &ok), kv->g = kv_alloc(kv, N * F, &ok);
     kv->u = kv_alloc(kv, N * F, &ok), kv->h = kv_alloc(kv, N * F, &ok);
@@ -168,39 +170,55 @@ lt_status lt_model_decode(lt_model *m, lt_kv *kv, const int32_t *ids, int T, con
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             kv->mask[(size_t)b * (size_t)kv->max_T + (size_t)(kv->n_past + t)] = kmask ? kmask[b * T + t] != 0 : 1;
-    const lt_mat *E = &m->tok_embd;
-    for (int64_t i = 0; i < N; i++) lt_to_f32(E->dtype, lt_mat_row(E, ids[i]), kv->x + i * C, C);
+    lt_embed(m, ids, kv->pos, kv->x, N);
+    const lt_arch *ar = &m->arch;
+    size_t nC = sizeof(float) * (size_t)N * (size_t)C;
     for (int l = 0; l < c->n_layer; l++) {
         const lt_layer *L = &m->layers[l];
-        lt_rmsnorm_fwd(kv->xn, kv->rstd, kv->x, L->attn_norm, N, C, c->norm_eps);
-        lt_lin_fwd_infer(&L->lin[LT_MOD_Q], kv->xn, kv->q, N, false, kv->hl, kv->ws);
-        lt_lin_fwd_infer(&L->lin[LT_MOD_K], kv->xn, kv->kn, N, false, kv->hl, kv->ws);
-        lt_lin_fwd_infer(&L->lin[LT_MOD_V], kv->xn, kv->vn, N, false, kv->hl, kv->ws);
-        lt_rope_fwd(kv->q, kv->pos, m->rope_cos, m->rope_sin, N, c->n_head, c->head_dim, c->rot_dim);
-        lt_rope_fwd(kv->kn, kv->pos, m->rope_cos, m->rope_sin, N, c->n_head_kv, c->head_dim, c->rot_dim);
+        lt_norm_fwd(m, L->attn_norm, L->attn_norm_b, kv->xn, kv->mean, kv->rstd, kv->x, N);
+        if (ar->qkv == LT_QKV_SEPARATE) {
+            lt_lin_fwd_infer(&L->lin[LT_MOD_Q], kv->xn, kv->q, N, false, kv->hl, kv->ws);
+            lt_lin_fwd_infer(&L->lin[LT_MOD_K], kv->xn, kv->kn, N, false, kv->hl, kv->ws);
+            lt_lin_fwd_infer(&L->lin[LT_MOD_V], kv->xn, kv->vn, N, false, kv->hl, kv->ws);
+        } else {
+            lt_lin_fwd_infer(&L->lin[LT_MOD_Q], kv->xn, kv->qkv, N, false, kv->hl, kv->ws);
+            lt_qkv_split(m, kv->qkv, kv->q, kv->kn, kv->vn, N);
+        }
+        if (ar->pos == LT_POS_ROPE) {
+            lt_rope_fwd(kv->q, kv->pos, m->rope_cos, m->rope_sin, N, c->n_head, c->head_dim, c->rot_dim);
+            lt_rope_fwd(kv->kn, kv->pos, m->rope_cos, m->rope_sin, N, c->n_head_kv, c->head_dim, c->rot_dim);
+        }
         for (int b = 0; b < B; b++) { // append to the cache
             size_t dst = (((size_t)l * (size_t)B + (size_t)b) * (size_t)kv->max_T + (size_t)kv->n_past) * KVD;
             memcpy(kv->k + dst, kv->kn + (size_t)b * (size_t)T * KVD, sizeof(float) * (size_t)T * KVD);
             memcpy(kv->v + dst, kv->vn + (size_t)b * (size_t)T * KVD, sizeof(float) * (size_t)T * KVD);
         }
         attend(kv, l, T);
+        // parallel residual: the MLP reads norm(x) of the block input, kept in x2
+        if (ar->parallel_residual) memcpy(kv->x2, kv->x, nC);
         lt_lin_fwd_infer(&L->lin[LT_MOD_O], kv->ao, kv->x, N, true, kv->hl, kv->ws);
-        lt_rmsnorm_fwd(kv->xn, kv->rstd, kv->x, L->ffn_norm, N, C, c->norm_eps);
-        lt_lin_fwd_infer(&L->lin[LT_MOD_GATE], kv->xn, kv->g, N, false, kv->hl, kv->ws);
-        lt_lin_fwd_infer(&L->lin[LT_MOD_UP], kv->xn, kv->u, N, false, kv->hl, kv->ws);
-        lt_swiglu_fwd(kv->h, kv->g, kv->u, N * c->n_ff);
+        lt_norm_fwd(m, L->ffn_norm, L->ffn_norm_b, kv->xn, kv->mean, kv->rstd,
+                    ar->parallel_residual ? kv->x2 : kv->x, N);
+        if (ar->mlp == LT_MLP_SWIGLU) {
+            lt_lin_fwd_infer(&L->lin[LT_MOD_GATE], kv->xn, kv->g, N, false, kv->hl, kv->ws);
+            lt_lin_fwd_infer(&L->lin[LT_MOD_UP], kv->xn, kv->u, N, false, kv->hl, kv->ws);
+            lt_swiglu_fwd(kv->h, kv->g, kv->u, N * c->n_ff);
+        } else {
+            lt_lin_fwd_infer(&L->lin[LT_MOD_UP], kv->xn, kv->u, N, false, kv->hl, kv->ws);
+            lt_gelu_fwd(kv->h, kv->u, N * c->n_ff, ar->gelu_tanh);
+        }
         lt_lin_fwd_infer(&L->lin[LT_MOD_DOWN], kv->h, kv->x, N, true, kv->hl, kv->ws);
     }
     (void)QD;
     kv->n_past += T;
     if (all_logits) {
-        lt_rmsnorm_fwd(kv->xn, kv->rstd, kv->x, m->final_norm, N, C, c->norm_eps);
+        lt_norm_fwd(m, m->final_norm, m->final_norm_b, kv->xn, kv->mean, kv->rstd, kv->x, N);
         lt_lin_fwd_infer(&m->lm_head, kv->xn, logits, N, false, kv->hl, kv->ws);
     } else {
         for (int b = 0; b < B; b++)
             memcpy(kv->last + (size_t)b * (size_t)C, kv->x + ((size_t)b * (size_t)T + (size_t)T - 1) * (size_t)C,
                    sizeof(float) * (size_t)C);
-        lt_rmsnorm_fwd(kv->xn, kv->rstd, kv->last, m->final_norm, B, C, c->norm_eps);
+        lt_norm_fwd(m, m->final_norm, m->final_norm_b, kv->xn, kv->mean, kv->rstd, kv->last, B);
         lt_lin_fwd_infer(&m->lm_head, kv->xn, logits, B, false, kv->hl, kv->ws);
     }
     return LT_OK;

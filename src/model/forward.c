@@ -22,13 +22,14 @@
 #define HEAD_CHUNK 128 // rows of logits computed at once by the LM head
 
 typedef struct block_acts {
-    float *xn1, *rstd1; // (N,C), (N)
+    float *xn1, *mean1, *rstd1; // (N,C), (N), (N); mean only for LayerNorm
+    float *qkv;         // (N, QD + 2 KVD) fused projection output, or NULL
     float *q, *k, *v;   // (N,QD), (N,KVD), (N,KVD) after RoPE
     float *att;         // (B,NH,T,T)
     float *ao;          // (N,QD)
     float *xmid;        // (N,C)
-    float *xn2, *rstd2; // (N,C), (N)
-    float *g, *u, *h;   // (N,F)
+    float *xn2, *mean2, *rstd2; // (N,C), (N), (N)
+    float *g, *u, *h;   // (N,F); u is the GELU input for GELU MLPs
     float *hl[LT_MOD_PER_LAYER]; // LoRA hidden (N, r) per module, NULL when no module
 } block_acts;
 
@@ -40,9 +41,10 @@ struct lt_ctx {
     int n_slots;       // activation slots: L when training without checkpointing, else 1
     block_acts *acts;  // (n_slots)
     float *xs;         // (L+1, N, C) block inputs (the residual stream)
-    float *xf, *rstdf; // (N,C), (N) after the final norm
+    float *xf, *meanf, *rstdf; // (N,C), (N), (N) after the final norm
     // backward scratch
     float *dres, *dxn, *dao, *dq, *dk, *dv; // (N,C) (N,C) (N,QD) (N,QD) (N,KVD) (N,KVD)
+    float *dxn2, *dqkv;                     // (N,C), (N, QD + 2 KVD) when fused
     float *dF1, *dF2, *dF3;                 // (N,F)
     float *dhl;                             // (max(N, HEAD_CHUNK), rmax)
     float *drop;                            // (N, max in) dropout scratch, or NULL
@@ -72,6 +74,7 @@ static float *ctx_alloc(lt_ctx *c, size_t n, bool *ok) {
 
 static void acts_free(block_acts *a) {
     lt_free_aligned(a->xn1), lt_free_aligned(a->rstd1), lt_free_aligned(a->q);
+    lt_free_aligned(a->mean1), lt_free_aligned(a->mean2), lt_free_aligned(a->qkv);
     lt_free_aligned(a->k), lt_free_aligned(a->v), lt_free_aligned(a->att);
     lt_free_aligned(a->ao), lt_free_aligned(a->xmid), lt_free_aligned(a->xn2);
     lt_free_aligned(a->rstd2), lt_free_aligned(a->g), lt_free_aligned(a->u);
@@ -84,7 +87,7 @@ void lt_ctx_free(lt_ctx *c) {
     if (c->acts)
         for (int i = 0; i < c->n_slots; i++) acts_free(&c->acts[i]);
     lt_free(c->acts);
-    float *fs[] = {c->xs,  c->xf,  c->rstdf, c->dres, c->dxn,  c->dao,   c->dq,
+    float *fs[] = {c->xs,  c->xf,  c->rstdf, c->dres, c->dxn,  c->dao,   c->dq, c->meanf, c->dxn2, c->dqkv,
                    c->dk,  c->dv,  c->dF1,   c->dF2,  c->dF3,  c->dhl,   c->drop,
                    c->hsel, c->dhsel, c->chunk, c->hl_head, c->lin_ws, c->attn_ws};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) lt_free_aligned(fs[i]);
@@ -117,6 +120,7 @@ lt_status lt_ctx_new(lt_model *m, const lt_ctx_opts *o, lt_ctx **out, lt_err *er
     size_t L = (size_t)cf->n_layer;
     size_t att = (size_t)o->B * (size_t)cf->n_head * (size_t)o->T * (size_t)o->T;
     bool ok = true;
+    bool fused = m->arch.qkv != LT_QKV_SEPARATE;
     // The largest LoRA rank and input width among attached modules, and whether any has dropout.
     size_t rmax = 0, inmax = C;
     bool any_drop = false;
@@ -138,6 +142,8 @@ lt_status lt_ctx_new(lt_model *m, const lt_ctx_opts *o, lt_ctx **out, lt_err *er
     for (int s = 0; ok && s < c->n_slots; s++) {
         block_acts *a = &c->acts[s];
         a->xn1 = ctx_alloc(c, N * C, &ok), a->rstd1 = ctx_alloc(c, N, &ok);
+        a->mean1 = ctx_alloc(c, N, &ok), a->mean2 = ctx_alloc(c, N, &ok);
+        if (fused) a->qkv = ctx_alloc(c, N * (QD + 2 * KVD), &ok);
         a->q = ctx_alloc(c, N * QD, &ok), a->k = ctx_alloc(c, N * KVD, &ok);
         a->v = ctx_alloc(c, N * KVD, &ok), a->att = ctx_alloc(c, att, &ok);
         a->ao = ctx_alloc(c, N * QD, &ok), a->xmid = ctx_alloc(c, N * C, &ok);
@@ -148,8 +154,11 @@ lt_status lt_ctx_new(lt_model *m, const lt_ctx_opts *o, lt_ctx **out, lt_err *er
     }
     c->xs = ctx_alloc(c, (L + 1) * N * C, &ok);
     c->xf = ctx_alloc(c, N * C, &ok), c->rstdf = ctx_alloc(c, N, &ok);
+    c->meanf = ctx_alloc(c, N, &ok);
     if (c->train) {
         c->dres = ctx_alloc(c, N * C, &ok), c->dxn = ctx_alloc(c, N * C, &ok);
+        c->dxn2 = ctx_alloc(c, N * C, &ok);
+        if (fused) c->dqkv = ctx_alloc(c, N * (QD + 2 * KVD), &ok);
         c->dao = ctx_alloc(c, N * QD, &ok), c->dq = ctx_alloc(c, N * QD, &ok);
         c->dk = ctx_alloc(c, N * KVD, &ok), c->dv = ctx_alloc(c, N * KVD, &ok);
         c->dF1 = ctx_alloc(c, N * F, &ok), c->dF2 = ctx_alloc(c, N * F, &ok);
@@ -268,28 +277,108 @@ static lt_attn_shape attn_shape(const lt_ctx *c, const lt_batch *b) {
     return s;
 }
 
+// ---- pieces shared with decode.c (model_impl.h) ----------------------------------------------
+
+void lt_norm_fwd(const lt_model *m, const float *w, const float *b, float *out, float *mean,
+                 float *rstd, const float *x, int64_t N) {
+    if (m->arch.norm == LT_NORM_LAYER)
+        lt_layernorm_fwd(out, mean, rstd, x, w, b, N, m->cfg.n_embd, m->cfg.norm_eps);
+    else lt_rmsnorm_fwd(out, rstd, x, w, N, m->cfg.n_embd, m->cfg.norm_eps);
+}
+
+void lt_norm_bwd(const lt_model *m, const float *w, float *dx, const float *dout, const float *x,
+                 const float *mean, const float *rstd, int64_t N) {
+    if (m->arch.norm == LT_NORM_LAYER) lt_layernorm_bwd(dx, dout, x, w, mean, rstd, N, m->cfg.n_embd);
+    else lt_rmsnorm_bwd(dx, NULL, dout, x, w, rstd, N, m->cfg.n_embd);
+}
+
+// Row n of the fused output: GPT-2 [q (QD) | k (KVD) | v (KVD)]; GPT-NeoX per head h
+// [q_h (HS) k_h (HS) v_h (HS)]. pack = true goes the other way (gradients into the fused layout).
+static void qkv_copy(const lt_model *m, float *qkv, float *q, float *k, float *v, int64_t N, bool pack) {
+    const int NH = m->cfg.n_head, HS = m->cfg.head_dim, NKV = m->cfg.n_head_kv;
+    const size_t QD = (size_t)NH * (size_t)HS, KVD = (size_t)NKV * (size_t)HS, W = QD + 2 * KVD;
+    for (int64_t n = 0; n < N; n++) {
+        float *f = qkv + (size_t)n * W, *qr = q + (size_t)n * QD, *kr = k + (size_t)n * KVD, *vr = v + (size_t)n * KVD;
+        if (m->arch.qkv == LT_QKV_FUSED) {
+            float *parts[3] = {qr, kr, vr};
+            size_t off[3] = {0, QD, QD + KVD}, len[3] = {QD, KVD, KVD};
+            for (int p = 0; p < 3; p++)
+                if (pack) memcpy(f + off[p], parts[p], len[p] * sizeof(float));
+                else memcpy(parts[p], f + off[p], len[p] * sizeof(float));
+        } else { // per-head groups (NH == NKV for GPT-NeoX)
+            for (int h = 0; h < NH; h++) {
+                float *g = f + (size_t)h * 3 * (size_t)HS;
+                float *parts[3] = {qr + (size_t)h * HS, kr + (size_t)h * HS, vr + (size_t)h * HS};
+                for (int p = 0; p < 3; p++)
+                    if (pack) memcpy(g + (size_t)p * HS, parts[p], (size_t)HS * sizeof(float));
+                    else memcpy(parts[p], g + (size_t)p * HS, (size_t)HS * sizeof(float));
+            }
+        }
+    }
+}
+
+void lt_qkv_split(const lt_model *m, const float *qkv, float *q, float *k, float *v, int64_t N) {
+    qkv_copy(m, (float *)qkv, q, k, v, N, false);
+}
+
+void lt_embed(const lt_model *m, const int32_t *ids, const int32_t *pos, float *x, int64_t N) {
+    const lt_mat *E = &m->tok_embd, *P = &m->pos_embd;
+    int64_t C = E->cols;
+    for (int64_t i = 0; i < N; i++) {
+        lt_to_f32(E->dtype, lt_mat_row(E, ids[i]), x + i * C, C);
+        if (!P->rows) continue;
+        // learned positions (GPT-2): add wpe[pos], converted a piece at a time on the stack
+        // (plain float dtypes only: block size 1)
+        float t[256];
+        const char *row = lt_mat_row(P, pos[i]);
+        size_t es = lt_dtype_nbytes(P->dtype, 1);
+        for (int64_t j0 = 0; j0 < C; j0 += 256) {
+            int64_t n = C - j0 < 256 ? C - j0 : 256;
+            lt_to_f32(P->dtype, row + (size_t)j0 * es, t, n);
+            for (int64_t j = 0; j < n; j++) x[i * C + j0 + j] += t[j];
+        }
+    }
+}
+
+// ---- blocks -------------------------------------------------------------------------------------
+
 static void block_fwd(lt_ctx *c, int l, const lt_batch *b, const float *x, float *xo, block_acts *a) {
     const lt_model *m = c->m;
     const lt_config *cf = &m->cfg;
+    const lt_arch *ar = &m->arch;
     const lt_layer *L = &m->layers[l];
     int64_t N = c->N;
-    int C = cf->n_embd;
+    size_t nC = sizeof(float) * (size_t)N * (size_t)cf->n_embd;
     const int32_t *pos = b->pos ? b->pos : c->pos0;
-    lt_rmsnorm_fwd(a->xn1, a->rstd1, x, L->attn_norm, N, C, cf->norm_eps);
-    lin_fwd(c, &L->lin[LT_MOD_Q], a->xn1, a->q, N, false, a->hl[LT_MOD_Q], 0);
-    lin_fwd(c, &L->lin[LT_MOD_K], a->xn1, a->k, N, false, a->hl[LT_MOD_K], 0);
-    lin_fwd(c, &L->lin[LT_MOD_V], a->xn1, a->v, N, false, a->hl[LT_MOD_V], 0);
-    lt_rope_fwd(a->q, pos, m->rope_cos, m->rope_sin, N, cf->n_head, cf->head_dim, cf->rot_dim);
-    lt_rope_fwd(a->k, pos, m->rope_cos, m->rope_sin, N, cf->n_head_kv, cf->head_dim, cf->rot_dim);
+    lt_norm_fwd(m, L->attn_norm, L->attn_norm_b, a->xn1, a->mean1, a->rstd1, x, N);
+    if (ar->qkv == LT_QKV_SEPARATE) {
+        lin_fwd(c, &L->lin[LT_MOD_Q], a->xn1, a->q, N, false, a->hl[LT_MOD_Q], 0);
+        lin_fwd(c, &L->lin[LT_MOD_K], a->xn1, a->k, N, false, a->hl[LT_MOD_K], 0);
+        lin_fwd(c, &L->lin[LT_MOD_V], a->xn1, a->v, N, false, a->hl[LT_MOD_V], 0);
+    } else {
+        lin_fwd(c, &L->lin[LT_MOD_Q], a->xn1, a->qkv, N, false, a->hl[LT_MOD_Q], 0);
+        lt_qkv_split(m, a->qkv, a->q, a->k, a->v, N);
+    }
+    if (ar->pos == LT_POS_ROPE) {
+        lt_rope_fwd(a->q, pos, m->rope_cos, m->rope_sin, N, cf->n_head, cf->head_dim, cf->rot_dim);
+        lt_rope_fwd(a->k, pos, m->rope_cos, m->rope_sin, N, cf->n_head_kv, cf->head_dim, cf->rot_dim);
+    }
     lt_attn_shape as = attn_shape(c, b);
     lt_attn_fwd(a->ao, a->att, a->q, a->k, a->v, &as);
-    memcpy(a->xmid, x, sizeof(float) * (size_t)N * (size_t)C);
-    lin_fwd(c, &L->lin[LT_MOD_O], a->ao, a->xmid, N, true, a->hl[LT_MOD_O], 0);
-    lt_rmsnorm_fwd(a->xn2, a->rstd2, a->xmid, L->ffn_norm, N, C, cf->norm_eps);
-    lin_fwd(c, &L->lin[LT_MOD_GATE], a->xn2, a->g, N, false, a->hl[LT_MOD_GATE], 0);
-    lin_fwd(c, &L->lin[LT_MOD_UP], a->xn2, a->u, N, false, a->hl[LT_MOD_UP], 0);
-    lt_swiglu_fwd(a->h, a->g, a->u, N * cf->n_ff);
-    memcpy(xo, a->xmid, sizeof(float) * (size_t)N * (size_t)C);
+    // sequential: xmid = x + O(ao), the MLP reads norm(xmid); parallel: both branches read x
+    float *mid = ar->parallel_residual ? xo : a->xmid;
+    memcpy(mid, x, nC);
+    lin_fwd(c, &L->lin[LT_MOD_O], a->ao, mid, N, true, a->hl[LT_MOD_O], 0);
+    lt_norm_fwd(m, L->ffn_norm, L->ffn_norm_b, a->xn2, a->mean2, a->rstd2, ar->parallel_residual ? x : mid, N);
+    if (ar->mlp == LT_MLP_SWIGLU) {
+        lin_fwd(c, &L->lin[LT_MOD_GATE], a->xn2, a->g, N, false, a->hl[LT_MOD_GATE], 0);
+        lin_fwd(c, &L->lin[LT_MOD_UP], a->xn2, a->u, N, false, a->hl[LT_MOD_UP], 0);
+        lt_swiglu_fwd(a->h, a->g, a->u, N * cf->n_ff);
+    } else {
+        lin_fwd(c, &L->lin[LT_MOD_UP], a->xn2, a->u, N, false, a->hl[LT_MOD_UP], 0);
+        lt_gelu_fwd(a->h, a->u, N * cf->n_ff, ar->gelu_tanh);
+    }
+    if (!ar->parallel_residual) memcpy(xo, a->xmid, nC);
     lin_fwd(c, &L->lin[LT_MOD_DOWN], a->h, xo, N, true, a->hl[LT_MOD_DOWN], 0);
 }
 
@@ -298,24 +387,30 @@ static void block_bwd(lt_ctx *c, int l, const lt_batch *b, const float *x, const
                       bool need_dx) {
     const lt_model *m = c->m;
     const lt_config *cf = &m->cfg;
+    const lt_arch *ar = &m->arch;
     const lt_layer *L = &m->layers[l];
     int64_t N = c->N;
-    int C = cf->n_embd;
-    size_t nC = (size_t)N * (size_t)C, nF = (size_t)N * (size_t)cf->n_ff;
+    size_t nC = (size_t)N * (size_t)cf->n_embd, nF = (size_t)N * (size_t)cf->n_ff;
     size_t nQ = (size_t)N * (size_t)(cf->n_head * cf->head_dim);
     size_t nKV = (size_t)N * (size_t)(cf->n_head_kv * cf->head_dim);
     const int32_t *pos = b->pos ? b->pos : c->pos0;
-    // MLP branch
+    bool par = ar->parallel_residual;
+    // MLP branch; with a parallel residual its input gradient only matters below this block
+    float *dxm = !par || need_dx ? c->dxn : NULL;
     memset(c->dF1, 0, nF * sizeof(float));
     lin_bwd(c, &L->lin[LT_MOD_DOWN], a->h, c->dres, c->dF1, N, a->hl[LT_MOD_DOWN], 0);
-    memset(c->dF2, 0, nF * sizeof(float));
     memset(c->dF3, 0, nF * sizeof(float));
-    lt_swiglu_bwd(c->dF2, c->dF3, c->dF1, a->g, a->u, (int64_t)nF);
-    memset(c->dxn, 0, nC * sizeof(float));
-    lin_bwd(c, &L->lin[LT_MOD_GATE], a->xn2, c->dF2, c->dxn, N, a->hl[LT_MOD_GATE], 0);
-    lin_bwd(c, &L->lin[LT_MOD_UP], a->xn2, c->dF3, c->dxn, N, a->hl[LT_MOD_UP], 0);
-    lt_rmsnorm_bwd(c->dres, NULL, c->dxn, a->xmid, L->ffn_norm, a->rstd2, N, C);
-    // attention branch
+    if (dxm) memset(dxm, 0, nC * sizeof(float));
+    if (ar->mlp == LT_MLP_SWIGLU) {
+        memset(c->dF2, 0, nF * sizeof(float));
+        lt_swiglu_bwd(c->dF2, c->dF3, c->dF1, a->g, a->u, (int64_t)nF);
+        lin_bwd(c, &L->lin[LT_MOD_GATE], a->xn2, c->dF2, dxm, N, a->hl[LT_MOD_GATE], 0);
+    } else {
+        lt_gelu_bwd(c->dF3, c->dF1, a->u, (int64_t)nF, ar->gelu_tanh);
+    }
+    lin_bwd(c, &L->lin[LT_MOD_UP], a->xn2, c->dF3, dxm, N, a->hl[LT_MOD_UP], 0);
+    if (!par) lt_norm_bwd(m, L->ffn_norm, c->dres, c->dxn, a->xmid, a->mean2, a->rstd2, N);
+    // attention branch (dres is d(xmid), or d(out) itself with a parallel residual)
     memset(c->dao, 0, nQ * sizeof(float));
     lin_bwd(c, &L->lin[LT_MOD_O], a->ao, c->dres, c->dao, N, a->hl[LT_MOD_O], 0);
     memset(c->dq, 0, nQ * sizeof(float));
@@ -323,14 +418,23 @@ static void block_bwd(lt_ctx *c, int l, const lt_batch *b, const float *x, const
     memset(c->dv, 0, nKV * sizeof(float));
     lt_attn_shape as = attn_shape(c, b);
     lt_attn_bwd(c->dq, c->dk, c->dv, c->dao, a->att, a->q, a->k, a->v, &as, c->attn_ws);
-    lt_rope_bwd(c->dq, pos, m->rope_cos, m->rope_sin, N, cf->n_head, cf->head_dim, cf->rot_dim);
-    lt_rope_bwd(c->dk, pos, m->rope_cos, m->rope_sin, N, cf->n_head_kv, cf->head_dim, cf->rot_dim);
-    float *dxn = need_dx ? c->dxn : NULL;
-    if (dxn) memset(dxn, 0, nC * sizeof(float));
-    lin_bwd(c, &L->lin[LT_MOD_Q], a->xn1, c->dq, dxn, N, a->hl[LT_MOD_Q], 0);
-    lin_bwd(c, &L->lin[LT_MOD_K], a->xn1, c->dk, dxn, N, a->hl[LT_MOD_K], 0);
-    lin_bwd(c, &L->lin[LT_MOD_V], a->xn1, c->dv, dxn, N, a->hl[LT_MOD_V], 0);
-    if (need_dx) lt_rmsnorm_bwd(c->dres, NULL, c->dxn, x, L->attn_norm, a->rstd1, N, C);
+    if (ar->pos == LT_POS_ROPE) {
+        lt_rope_bwd(c->dq, pos, m->rope_cos, m->rope_sin, N, cf->n_head, cf->head_dim, cf->rot_dim);
+        lt_rope_bwd(c->dk, pos, m->rope_cos, m->rope_sin, N, cf->n_head_kv, cf->head_dim, cf->rot_dim);
+    }
+    float *dxa = need_dx ? c->dxn2 : NULL;
+    if (dxa) memset(dxa, 0, nC * sizeof(float));
+    if (ar->qkv == LT_QKV_SEPARATE) {
+        lin_bwd(c, &L->lin[LT_MOD_Q], a->xn1, c->dq, dxa, N, a->hl[LT_MOD_Q], 0);
+        lin_bwd(c, &L->lin[LT_MOD_K], a->xn1, c->dk, dxa, N, a->hl[LT_MOD_K], 0);
+        lin_bwd(c, &L->lin[LT_MOD_V], a->xn1, c->dv, dxa, N, a->hl[LT_MOD_V], 0);
+    } else {
+        qkv_copy(m, c->dqkv, c->dq, c->dk, c->dv, N, true);
+        lin_bwd(c, &L->lin[LT_MOD_Q], a->xn1, c->dqkv, dxa, N, a->hl[LT_MOD_Q], 0);
+    }
+    if (!need_dx) return;
+    if (par) lt_norm_bwd(m, L->ffn_norm, c->dres, c->dxn, x, a->mean2, a->rstd2, N);
+    lt_norm_bwd(m, L->attn_norm, c->dres, c->dxn2, x, a->mean1, a->rstd1, N);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,9 +458,7 @@ static lt_status check_batch(const lt_ctx *c, const lt_batch *b, lt_err *err) {
 }
 
 static void embed(lt_ctx *c, const lt_batch *b) {
-    const lt_mat *E = &c->m->tok_embd;
-    int64_t C = E->cols;
-    for (int64_t i = 0; i < c->N; i++) lt_to_f32(E->dtype, lt_mat_row(E, b->ids[i]), c->xs + i * C, C);
+    lt_embed(c->m, b->ids, b->pos ? b->pos : c->pos0, c->xs, c->N);
 }
 
 // Runs all blocks and the final norm. Keeps per-block activations when training without
@@ -369,8 +471,8 @@ static void forward_blocks(lt_ctx *c, const lt_batch *b) {
         block_acts *a = &c->acts[c->n_slots > 1 ? l : 0];
         block_fwd(c, l, b, c->xs + (size_t)l * nC, c->xs + (size_t)(l + 1) * nC, a);
     }
-    lt_rmsnorm_fwd(c->xf, c->rstdf, c->xs + (size_t)cf->n_layer * nC, c->m->final_norm, c->N,
-                   cf->n_embd, cf->norm_eps);
+    lt_norm_fwd(c->m, c->m->final_norm, c->m->final_norm_b, c->xf, c->meanf, c->rstdf,
+                c->xs + (size_t)cf->n_layer * nC, c->N);
 }
 
 int64_t lt_batch_n_targets(const lt_batch *b, int B, int T) {
@@ -433,8 +535,8 @@ static void backward_from_rows(lt_model *m, lt_ctx *c, const lt_batch *b, int64_
         memcpy(c->dxn + (size_t)c->sel[i] * (size_t)cf->n_embd, c->dhsel + i * cf->n_embd,
                sizeof(float) * (size_t)cf->n_embd);
     memset(c->dres, 0, nC * sizeof(float));
-    lt_rmsnorm_bwd(c->dres, NULL, c->dxn, c->xs + (size_t)cf->n_layer * nC, m->final_norm, c->rstdf,
-                   c->N, cf->n_embd);
+    lt_norm_bwd(m, m->final_norm, c->dres, c->dxn, c->xs + (size_t)cf->n_layer * nC, c->meanf,
+                c->rstdf, c->N);
     for (int l = cf->n_layer - 1; l >= min_layer; l--) {
         block_acts *a = &c->acts[c->n_slots > 1 ? l : 0];
         const float *x = c->xs + (size_t)l * nC;

@@ -37,16 +37,29 @@ void lt_model_free(lt_model *m) {
 
 int64_t lt_model_n_params(const lt_model *m) {
     const lt_config *c = &m->cfg;
-    int64_t n = (int64_t)c->n_vocab * c->n_embd + c->n_embd; // embedding + final norm
+    bool ln = m->arch.norm == LT_NORM_LAYER; // LayerNorm has a bias beside each weight
+    int64_t nv = ln ? 2 * (int64_t)c->n_embd : c->n_embd;
+    int64_t n = (int64_t)c->n_vocab * c->n_embd + nv; // embedding + final norm
+    n += m->pos_embd.rows * m->pos_embd.cols;
     if (!m->arch.tied_head) n += (int64_t)c->n_vocab * c->n_embd;
     for (int l = 0; l < c->n_layer; l++) {
-        n += 2 * (int64_t)c->n_embd;
+        n += 2 * nv;
         for (int k = 0; k < LT_MOD_PER_LAYER; k++) {
             const lt_linear *li = &m->layers[l].lin[k];
             n += (int64_t)li->in * li->out + (li->b ? li->out : 0);
         }
     }
     return n;
+}
+
+const char *lt_model_mod_name(const lt_model *m, int kind) {
+    const char *name;
+    if (kind == LT_MOD_LM_HEAD) name = m->lm_head.name;
+    else if (kind < 0 || kind > LT_MOD_LM_HEAD || m->cfg.n_layer < 1 || m->layers[0].lin[kind].out == 0)
+        return NULL;
+    else name = m->layers[0].lin[kind].name;
+    const char *dot = strrchr(name, '.');
+    return dot ? dot + 1 : name;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -121,7 +134,7 @@ static lt_status parse_hf_config(const char *dir, lt_model *m, lt_err *err) {
     snprintf(a->model_type, sizeof a->model_type, "%s", mt);
     if (strcmp(mt, "llama") && strcmp(mt, "mistral") && strcmp(mt, "qwen2")) {
         st = lt_err_set(err, LT_ERR_UNSUPPORTED,
-                        "%s: model_type \"%s\" is not supported (supported: llama, mistral, qwen2)",
+                        "%s: model_type \"%s\" is not supported (supported: llama, mistral, qwen2, gpt2, gpt_neox)",
                         path, mt);
         goto done;
     }
@@ -218,6 +231,18 @@ static lt_status load_mat(lt_model *m, const char *name, int64_t rows, int64_t c
 }
 
 lt_status lt_model_load_hf(const char *dir, lt_model **out, lt_err *err) {
+    {   // GPT-2 and GPT-NeoX have their own names and config keys (gpt.c)
+        char path[4096];
+        cJSON *j = NULL;
+        if (!lt_path_join(path, sizeof path, dir, "config.json"))
+            return lt_err_set(err, LT_ERR_ARG, "%s: path too long", dir);
+        lt_status st0 = lt_json_parse_file(path, &j, err);
+        if (st0) return st0;
+        const char *mt = lt_json_str(j, "model_type", "");
+        bool gpt = !strcmp(mt, "gpt2") || !strcmp(mt, "gpt_neox");
+        cJSON_Delete(j);
+        if (gpt) return lt_model_load_hf_gpt(dir, out, err);
+    }
     lt_model *m = lt_calloc(1, sizeof *m);
     if (!m) return lt_err_set(err, LT_ERR_OOM, "out of memory");
     lt_status st = parse_hf_config(dir, m, err);

@@ -21,12 +21,23 @@
 typedef enum { LT_NORM_RMS = 0, LT_NORM_LAYER } lt_norm_kind;
 typedef enum { LT_POS_ROPE = 0, LT_POS_LEARNED } lt_pos_kind;
 typedef enum { LT_MLP_SWIGLU = 0, LT_MLP_GELU } lt_mlp_kind;
+// How q, k, v come out of the block input: three projections (llama), one fused projection
+// with output [q | k | v] (GPT-2 c_attn), or one fused projection with per-head [q k v] groups
+// (GPT-NeoX query_key_value).
+typedef enum { LT_QKV_SEPARATE = 0, LT_QKV_FUSED, LT_QKV_FUSED_HEADS } lt_qkv_kind;
 
+// The architecture record: what differs between families is data here, not code paths per
+// family in the forward pass.
 typedef struct lt_arch {
-    char model_type[32]; // "llama", "mistral", "qwen2"
+    char model_type[32]; // "llama", "mistral", "qwen2", "gpt2", "gpt_neox"
     lt_norm_kind norm;
     lt_pos_kind pos;
     lt_mlp_kind mlp;
+    lt_qkv_kind qkv;
+    bool parallel_residual; // x + attn(ln1(x)) + mlp(ln2(x)) (GPT-NeoX)
+    bool gelu_tanh;         // GELU tanh approximation (GPT-2 gelu_new) instead of erf
+    bool conv1d;            // the checkpoint stores projections (in, out) (GPT-2 Conv1D; PEFT
+                            // adapters for it say fan_in_fan_out = true)
     bool qkv_bias;  // q/k/v projections have biases (qwen2)
     bool tied_head; // lm_head shares the token embedding
 } lt_arch;
@@ -39,13 +50,15 @@ typedef struct lt_config {
     int bos_id, eos_id, pad_id; // -1 when unknown
 } lt_config;
 
-// The linear modules of one block, in PEFT's target-name order.
+// The linear module slots of one block. Families with a fused q/k/v projection use the Q slot
+// for it (K and V stay empty: out == 0), UP for the first MLP projection (c_fc, dense_h_to_4h),
+// DOWN for the second, and leave GATE empty.
 typedef enum {
     LT_MOD_Q = 0, LT_MOD_K, LT_MOD_V, LT_MOD_O, LT_MOD_GATE, LT_MOD_UP, LT_MOD_DOWN,
     LT_MOD_PER_LAYER, // count
     LT_MOD_LM_HEAD = LT_MOD_PER_LAYER,
 } lt_mod_kind;
-const char *lt_mod_short_name(lt_mod_kind k); // "q_proj", ..., "lm_head"
+const char *lt_mod_short_name(lt_mod_kind k); // llama names: "q_proj", ..., "lm_head"
 
 struct lt_lora_mod;
 
@@ -58,8 +71,8 @@ typedef struct lt_linear {
 } lt_linear;
 
 typedef struct lt_layer {
-    const float *attn_norm; // (C)
-    const float *ffn_norm;  // (C)
+    const float *attn_norm, *attn_norm_b; // (C); biases for LayerNorm, else NULL
+    const float *ffn_norm, *ffn_norm_b;   // (C)
     lt_linear lin[LT_MOD_PER_LAYER];
 } lt_layer;
 
@@ -67,7 +80,8 @@ typedef struct lt_model {
     lt_arch arch;
     lt_config cfg;
     lt_mat tok_embd;        // (V, C)
-    const float *final_norm; // (C)
+    lt_mat pos_embd;        // (max_pos, C) learned positions (GPT-2), else rows = 0
+    const float *final_norm, *final_norm_b; // (C)
     lt_linear lm_head;      // (V, C); w aliases tok_embd when tied
     lt_layer *layers;       // (L)
     float *rope_cos, *rope_sin; // (max_pos, rot/2)
@@ -90,6 +104,9 @@ lt_status lt_model_load_llama2c(const char *path, lt_model **out, lt_err *err);
 // so adapters trained here are in the layout transformers builds from the same file.
 lt_status lt_model_load_gguf(const char *path, lt_model **out, lt_err *err);
 void lt_model_free(lt_model *m);
+// The PEFT target name of a slot in this model ("q_proj", "c_attn", "query_key_value", ...,
+// "lm_head" / "embed_out"), or NULL when the family has no module there.
+const char *lt_model_mod_name(const lt_model *m, int kind);
 // Parameters of the base model (tied weights counted once), as PEFT counts them.
 int64_t lt_model_n_params(const lt_model *m);
 

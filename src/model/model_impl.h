@@ -17,4 +17,18 @@ void lt_model_unpermute_rope_rows(void *dst, const void *src, int n_heads, int h
 void lt_lin_fwd_infer(const lt_linear *li, const float *x, float *y, int64_t N, bool accumulate,
                       float *hl, float *ws);
 
+// The block input norm of the model's kind (RMSNorm or LayerNorm; mean unused for RMSNorm).
+void lt_norm_fwd(const lt_model *m, const float *w, const float *b, float *out, float *mean,
+                 float *rstd, const float *x, int64_t N);
+// dx (N,C) += through the norm (weights frozen).
+void lt_norm_bwd(const lt_model *m, const float *w, float *dx, const float *dout, const float *x,
+                 const float *mean, const float *rstd, int64_t N);
+// Splits a fused q/k/v projection output (N, QD + 2 KVD) into q, k, v by the model's layout.
+void lt_qkv_split(const lt_model *m, const float *qkv, float *q, float *k, float *v, int64_t N);
+// Token (and learned position) embeddings of N ids at positions pos into x (N, C).
+void lt_embed(const lt_model *m, const int32_t *ids, const int32_t *pos, float *x, int64_t N);
+
+// GPT-2 and GPT-NeoX Hugging Face directories (gpt.c).
+lt_status lt_model_load_hf_gpt(const char *dir, lt_model **out, lt_err *err);
+
 #endif

@@ -51,6 +51,13 @@ void lt_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, con
 void lt_rmsnorm_bwd_ref(float *dx, float *dw, const float *dout, const float *x, const float *w,
                         const float *rstd, int64_t N, int C);
 
+// LayerNorm (GPT-2, GPT-NeoX): out = (x - mean) * rstd * w + b, biased variance as torch.
+// mean, rstd (N) saved for backward. dx (N,C) += ; weights are frozen (no dw, db).
+void lt_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *w,
+                      const float *b, int64_t N, int C, float eps);
+void lt_layernorm_bwd(float *dx, const float *dout, const float *x, const float *w,
+                      const float *mean, const float *rstd, int64_t N, int C);
+
 // ---------------------------------------------------------------------------------------------
 // rotary position embedding, HF "rotate_half" layout: within each head the first rot/2 dims pair
 // with the next rot/2 (dims >= rot are left alone: partial rotary of GPT-NeoX).
@@ -109,6 +116,11 @@ void lt_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const 
                    int64_t n);
 void lt_swiglu_bwd_ref(float *dg, float *du, const float *dh, const float *g, const float *u,
                        int64_t n);
+
+// GELU: approx = true is the tanh form (GPT-2 "gelu_new", "gelu_pytorch_tanh"), false the exact
+// erf form (torch's default, GPT-NeoX "gelu"). h(n) = gelu(u); du += dh * gelu'(u).
+void lt_gelu_fwd(float *h, const float *u, int64_t n, bool approx);
+void lt_gelu_bwd(float *du, const float *dh, const float *u, int64_t n, bool approx);
 
 // ---------------------------------------------------------------------------------------------
 // loss

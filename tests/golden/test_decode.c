@@ -133,6 +133,8 @@ int main(void) {
     family("llama");
     family("mistral");
     family("qwen2");
+    family("gpt2");
+    family("gpt_neox");
     stories_greedy();
     TEST_END();
 }

@@ -1,7 +1,9 @@
 /*
  * test_golden_llama.c - loratune against transformers + PEFT (fixtures from tools/make_golden.py)
  * for the llama, mistral (sliding window 8 < T) and qwen2 (q/k/v bias, tied head, rsLoRA)
- * families, with weights stored in F32, BF16 and F16 respectively:
+ * families, with weights stored in F32, BF16 and F16 respectively, and GPT-2 (F32: Conv1D,
+ * fused c_attn, learned positions, LayerNorm, GELU tanh, tied head) and GPT-NeoX (BF16: fused
+ * per-head query_key_value, partial rotary, parallel residual, GELU erf):
  *  - loads the PEFT-written adapter (interop PEFT -> loratune),
  *  - logits, loss and every LoRA gradient of one batch (with and without recomputation),
  *  - 10 AdamW steps (cosine warmup schedule, clipping, 2 accumulated micro-batches) through the
@@ -259,7 +261,7 @@ out:
 }
 
 int main(void) {
-    const char *fams[] = {"llama", "mistral", "qwen2"};
-    for (int i = 0; i < 3; i++) run_family(fams[i]);
+    const char *fams[] = {"llama", "mistral", "qwen2", "gpt2", "gpt_neox"};
+    for (int i = 0; i < 5; i++) run_family(fams[i]);
     TEST_END();
 }

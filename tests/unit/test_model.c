@@ -106,11 +106,11 @@ static void test_adapter_errors(void) {
     CHECK(lt_adapter_load_peft(m, d, &a, &err) == LT_ERR_SHAPE);
     CHECK_MSG(strstr(err.msg, "lora_A") != NULL, "%s", err.msg);
     lt_lora_config lc = {.r = 4, .alpha = 8, .layer_hi = -1};
-    CHECK(lt_lora_parse_targets("q_proj, v_proj", &lc.targets, &err) == LT_OK);
+    CHECK(lt_lora_parse_targets(m, "q_proj, v_proj", &lc.targets, &err) == LT_OK);
     CHECK(lc.targets == ((1u << LT_MOD_Q) | (1u << LT_MOD_V)));
-    CHECK(lt_lora_parse_targets("q_proj,qkv", &lc.targets, &err) == LT_ERR_ARG);
+    CHECK(lt_lora_parse_targets(m, "q_proj,qkv", &lc.targets, &err) == LT_ERR_ARG);
     CHECK(strstr(err.msg, "qkv") != NULL);
-    CHECK(lt_lora_parse_targets("all", &lc.targets, &err) == LT_OK && lc.targets == 0x7f);
+    CHECK(lt_lora_parse_targets(m, "all", &lc.targets, &err) == LT_OK && lc.targets == 0x7f);
     CHECK_OK(lt_adapter_new(m, &lc, 1, &a, &err), &err);
     if (a) {
         // 2 layers * 7 modules * r(in+out): q,o 4*(64+64); k,v 4*(64+32); gate,up,down 4*(64+128)
