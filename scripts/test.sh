@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# the real model of the SmolLM2 tests (they skip with a message if it cannot be fetched)
+bash scripts/fetch_smollm2.sh >/dev/null || echo "warning: SmolLM2 could not be fetched; its tests will skip"
 jobs=$(nproc 2>/dev/null || echo 2)
 echo "== gcc -O2 -Werror"
 make -j"$jobs" WERROR=1 all
