@@ -20,8 +20,9 @@ int cmd_demo_data(int argc, char **argv) {
     if (rc) return rc;
     if (help) {
         printf("usage: loratune demo-data --out FILE [--n N] [--seed S]\n"
-               "Writes order-extraction records {\"text\", \"message\", \"json\"}: a message and "
-               "the JSON object it states.\n\n");
+               "Writes order-extraction records: a message and the JSON object it states, as chat "
+               "\"messages\" (user, assistant), \"prompt\"/\"completion\", plain \"text\", and "
+               "\"gold\" (the answer, for evaluation).\n\n");
         cli_print_opts(opts, 4);
         return 0;
     }
@@ -36,11 +37,24 @@ int cmd_demo_data(int argc, char **argv) {
         char msg[512], json[512];
         lt_synth_order(&r, msg, sizeof msg, json, sizeof json);
         cJSON *o = cJSON_CreateObject();
-        char text[1200];
-        snprintf(text, sizeof text, "Extract the order as JSON.\nMessage: %s\nJSON: %s", msg, json);
+        char user[800], text[1400];
+        snprintf(user, sizeof user, "Extract the order as JSON with the keys order_id, customer, "
+                 "quantity, unit_price and city.\nMessage: %s", msg);
+        snprintf(text, sizeof text, "%s\nJSON: %s", user, json);
+        // chat form (SFT through the model's chat template, loss on the assistant turn), the
+        // prompt/completion form, plain text, and the gold answer for evaluation
+        cJSON *msgs = cJSON_AddArrayToObject(o, "messages");
+        cJSON *mu = cJSON_CreateObject(), *ma = cJSON_CreateObject();
+        cJSON_AddStringToObject(mu, "role", "user");
+        cJSON_AddStringToObject(mu, "content", user);
+        cJSON_AddStringToObject(ma, "role", "assistant");
+        cJSON_AddStringToObject(ma, "content", json);
+        cJSON_AddItemToArray(msgs, mu);
+        cJSON_AddItemToArray(msgs, ma);
+        cJSON_AddStringToObject(o, "prompt", user);
+        cJSON_AddStringToObject(o, "completion", json);
         cJSON_AddStringToObject(o, "text", text);
-        cJSON_AddStringToObject(o, "message", msg);
-        cJSON_AddStringToObject(o, "json", json);
+        cJSON_AddStringToObject(o, "gold", json);
         char *line = cJSON_PrintUnformatted(o);
         if (line) fprintf(f.f, "%s\n", line);
         cJSON_free(line);
