@@ -28,5 +28,22 @@ void cli_print_opts(const cli_opt *opts, int n);
 int cmd_train(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_demo_data(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+// Sequence classification (cmd_classify.c, cmd_sweep.c): `train --task classify`, `classify`,
+// `sweep`. cli_train_task_is_classify: argv has --task with a value other than lm.
+int cmd_train_classify(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+bool cli_train_task_is_classify(int argc, char **argv);
+// The tokenizer of a model: tok_path (llama2.c .bin, tokenizer.json, HF directory or .gguf), else
+// the model directory's tokenizer.json, else a GGUF model's vocabulary.
+struct lt_model;
+struct lt_tokenizer;
+lt_status cli_open_tokenizer(const char *tok_path, const char *model_path, const struct lt_model *m,
+                             struct lt_tokenizer **out, lt_err *err);
 
 #endif

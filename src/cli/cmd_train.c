@@ -1,5 +1,7 @@
-// cmd_train.c - `loratune train`: LoRA training of a causal LM on text or token ids.
+// cmd_train.c - `loratune train`: LoRA training of a causal LM on text, records (JSONL, JSON, CSV,
+// TSV: text, prompt/completion, instruction, chat) or token ids.
 #include "cli/cli.h"
+#include "data/data.h"
 #include "io/io.h"
 #include "tokenizer/tokenizer.h"
 #include "train/train.h"
@@ -22,7 +24,17 @@ static lt_status open_tokenizer(const char *tok_path, const char *model_path, co
         if (ends_with(tok_path, ".bin")) return lt_tokenizer_load_llama2c(tok_path, m->cfg.n_vocab, out, err);
         if (stat(tok_path, &sb) == 0 && S_ISDIR(sb.st_mode)) return lt_tokenizer_load_hf_dir(tok_path, out, err);
         if (ends_with(tok_path, ".gguf")) return lt_tokenizer_load_gguf_file(tok_path, out, err);
-        return lt_tokenizer_load_hf(tok_path, NULL, out, err);
+        // a tokenizer_config.json beside it gives bos/eos and the chat template (chat records)
+        char cfg[4096];
+        const char *slash = strrchr(tok_path, '/');
+        size_t dir = slash ? (size_t)(slash - tok_path) + 1 : 0;
+        bool have_cfg = dir + sizeof "tokenizer_config.json" <= sizeof cfg;
+        if (have_cfg) {
+            memcpy(cfg, tok_path, dir);
+            memcpy(cfg + dir, "tokenizer_config.json", sizeof "tokenizer_config.json");
+            have_cfg = lt_file_exists(cfg);
+        }
+        return lt_tokenizer_load_hf(tok_path, have_cfg ? cfg : NULL, out, err);
     }
     if (stat(model_path, &sb) == 0 && S_ISDIR(sb.st_mode)) return lt_tokenizer_load_hf_dir(model_path, out, err);
     if (m->gguf) return lt_tokenizer_load_gguf(m->gguf, out, err);
@@ -30,22 +42,110 @@ static lt_status open_tokenizer(const char *tok_path, const char *model_path, co
                       "tokenizer.bin or a tokenizer.json), or use token-id data (.ids.jsonl)", model_path);
 }
 
+// A template or response-template argument: "@FILE" reads the file; otherwise the escapes \n, \t
+// and \\ become a newline, a tab and a backslash (shells do not expand them in quotes).
+static lt_status text_arg(const char *arg, char **out, lt_err *err) {
+    if (arg[0] == '@') {
+        size_t n;
+        return lt_read_file(arg + 1, out, &n, err);
+    }
+    size_t n = strlen(arg), o = 0;
+    char *s = lt_alloc(n + 1);
+    if (!s) return lt_err_set(err, LT_ERR_OOM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        char c = arg[i];
+        if (c == '\\' && i + 1 < n && (arg[i + 1] == 'n' || arg[i + 1] == 't' || arg[i + 1] == '\\')) {
+            c = arg[i + 1] == 'n' ? '\n' : arg[i + 1] == 't' ? '\t' : '\\';
+            i++;
+        }
+        s[o++] = c;
+    }
+    s[o] = 0;
+    *out = s;
+    return LT_OK;
+}
+
+// --chat-template: a file with the Jinja source, or a tokenizer_config.json holding one.
+static lt_status chat_template_arg(const char *path, char **out, lt_err *err) {
+    size_t n = strlen(path);
+    if (n < 5 || strcmp(path + n - 5, ".json") != 0) return lt_read_file(path, out, &n, err);
+    cJSON *j = NULL;
+    lt_status st = lt_json_parse_file(path, &j, err);
+    if (st) return st;
+    const char *t = lt_json_str(j, "chat_template", NULL);
+    if (!t) st = lt_err_set(err, LT_ERR_FORMAT, "%s: no string \"chat_template\"", path);
+    else if (!(*out = lt_strdup(t))) st = lt_err_set(err, LT_ERR_OOM, "out of memory");
+    cJSON_Delete(j);
+    return st;
+}
+
+// Fills the data options from the data flags; LT_ERR_ARG names the bad flag. Strings made here
+// (template, response template, chat template) go to *owned[0..2] for the caller to lt_free.
+static lt_status data_flags(lt_data_opts *d, const char *format, const char *tmpl,
+                            const char *loss, const char *rt, const char *trunc,
+                            const char *on_bad, const char *header, const char *chat_tmpl,
+                            char **owned, lt_err *err) {
+    lt_status st;
+    if ((st = lt_data_format_parse(format, &d->read.format, err))) return lt_err_wrap(err, "--data-format");
+    if ((st = lt_loss_on_parse(loss, &d->sft.loss_on, err))) return lt_err_wrap(err, "--loss-on");
+    if ((st = lt_truncate_parse(trunc, &d->sft.truncate, err))) return lt_err_wrap(err, "--truncate");
+    if ((st = lt_on_bad_parse(on_bad, &d->read.on_bad, err))) return lt_err_wrap(err, "--on-bad-record");
+    d->sft.on_bad = d->read.on_bad;
+    if (!strcmp(header, "auto")) d->read.header = -1;
+    else if (!strcmp(header, "yes")) d->read.header = 1;
+    else if (!strcmp(header, "no")) d->read.header = 0;
+    else return lt_err_set(err, LT_ERR_ARG, "--header: yes, no or auto, not \"%s\"", header);
+    if (tmpl && (st = text_arg(tmpl, &owned[0], err))) return st;
+    if (rt && (st = text_arg(rt, &owned[1], err))) return st;
+    if (chat_tmpl && (st = chat_template_arg(chat_tmpl, &owned[2], err))) return st;
+    d->sft.template_src = owned[0];
+    d->sft.response_template = owned[1];
+    d->sft.chat_template = owned[2];
+    return LT_OK;
+}
+
+static void free_owned(char **owned) {
+    for (int i = 0; i < 3; i++) lt_free(owned[i]), owned[i] = NULL;
+}
+
 int cmd_train(int argc, char **argv) {
+    if (cli_train_task_is_classify(argc, argv)) return cmd_train_classify(argc, argv); // cmd_classify.c
     const char *model = NULL, *data = NULL, *tok_path = NULL, *out = "out/adapter", *metrics = NULL,
                *targets = "all", *sched = "cosine", *adapter_in = NULL, *sep = "<|endoftext|>",
-               *field = "text";
+               *field = "text", *data_format = "auto", *tmpl = NULL, *loss_on = "auto",
+               *resp_tmpl = NULL, *trunc = "auto", *on_bad = "stop", *columns = NULL,
+               *header = "auto", *stratify = NULL, *chat_tmpl = NULL, *resp_field = NULL;
+    bool packing = false, no_eos = false;
+    const char *task = "lm";
+    char *owned[3] = {0};
     lt_train_opts o;
     lt_train_opts_default(&o);
     lt_lora_config lc = {.r = 16, .alpha = 32, .dropout = 0.05f, .layer_lo = 0, .layer_hi = -1};
     int val_n = 0, log_level = 2;
     float val_frac = 0;
     bool help = false, quiet = false;
+    const char *optim = "adamw", *quant_type = "nf4"; // QLoRA (issue 8)
+    bool load_4bit = false, double_quant = false;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model: HF directory (config.json + safetensors), .gguf, or llama2.c .bin"},
-        {"data", OPT_STR, &data, "training data: .txt, .jsonl {\"text\"}, or .ids.jsonl {\"input_ids\",\"labels\"}"},
+        {"task", OPT_STR, &task, "lm (default) | classify (LoRA + a classification head: see --task classify --help)"},
+        {"data", OPT_STR, &data, "training data: .txt, .jsonl/.json/.csv/.tsv records, or .ids.jsonl {\"input_ids\",\"labels\"}"},
+        {"data-format", OPT_STR, &data_format, "auto | text | jsonl | json | csv | tsv (default: from the file name)"},
+        {"template", OPT_STR, &tmpl, "prompt template: alpaca, alpaca-ja, ja, rasbt, a string with {field} placeholders (\\n escapes), or @FILE"},
+        {"response-field", OPT_STR, &resp_field, "the template placeholder where the response starts (default output/completion/response/answer)"},
+        {"loss-on", OPT_STR, &loss_on, "completion | all | assistant (default: by record shape)"},
+        {"response-template", OPT_STR, &resp_tmpl, "loss starts after the last match of this string's tokens (TRL completion-only collator)"},
+        {"chat-template", OPT_STR, &chat_tmpl, "Jinja chat template file (or a tokenizer_config.json) instead of the tokenizer's"},
+        {"no-eos", OPT_BOOL, &no_eos, "do not append EOS to each example"},
+        {"truncate", OPT_STR, &trunc, "right | left | split: examples longer than --seq (default right; split for {\"text\"})"},
+        {"packing", OPT_BOOL, &packing, "pack several examples into each --seq sequence (EOS between them)"},
+        {"on-bad-record", OPT_STR, &on_bad, "skip | stop (default stop)"},
+        {"columns", OPT_STR, &columns, "CSV/TSV column names, e.g. label,text (files without a header)"},
+        {"header", OPT_STR, &header, "CSV/TSV header line: auto | yes | no (default auto: yes unless --columns)"},
+        {"stratify", OPT_STR, &stratify, "stratify the validation split by this field (e.g. label)"},
         {"tokenizer", OPT_STR, &tok_path, "tokenizer.json, GGUF or llama2.c tokenizer.bin (default: the model's own)"},
         {"separator", OPT_STR, &sep, "document separator in .txt data (default <|endoftext|>)"},
-        {"text-field", OPT_STR, &field, "field of .jsonl records holding the text (default text)"},
+        {"text-field", OPT_STR, &field, "field of records holding the text (default text)"},
         {"out", OPT_STR, &out, "output directory for the PEFT adapter and checkpoints (default out/adapter)"},
         {"adapter", OPT_STR, &adapter_in, "start from this PEFT adapter directory instead of a new one"},
         {"r", OPT_INT, &lc.r, "LoRA rank (default 16)"},
@@ -68,6 +168,10 @@ int cmd_train(int argc, char **argv) {
         {"seq", OPT_INT, &o.T, "sequence length (default 256)"},
         {"accum", OPT_INT, &o.grad_accum, "gradient accumulation steps (default 1)"},
         {"grad-checkpoint", OPT_BOOL, &o.checkpoint_activations, "recompute blocks in backward (less memory)"},
+        {"optim", OPT_STR, &optim, "adamw | adamw_8bit (bitsandbytes' 8-bit AdamW states) (default adamw)"},
+        {"load-in-4bit", OPT_BOOL, &load_4bit, "quantise the base model's projections to 4 bits (QLoRA)"},
+        {"bnb-4bit-quant-type", OPT_STR, &quant_type, "nf4 | fp4, with --load-in-4bit (default nf4)"},
+        {"double-quant", OPT_BOOL, &double_quant, "with --load-in-4bit: quantise the block scales too (~4.127 bits/param)"},
         {"seed", OPT_I64, &o.seed, "seed for data order, init and dropout (default 42)"},
         {"val", OPT_INT, &val_n, "hold out this many examples for validation"},
         {"val-frac", OPT_FLOAT, &val_frac, "hold out this fraction of examples for validation"},
@@ -94,6 +198,13 @@ int cmd_train(int argc, char **argv) {
     else if (!strcmp(sched, "constant")) o.sched = LT_SCHED_CONSTANT;
     else return cli_usage_error("train", "--sched must be constant, linear or cosine, not \"%s\"", sched);
     if (val_frac < 0 || val_frac >= 1) return cli_usage_error("train", "--val-frac must be in [0, 1)");
+    if (!strcmp(optim, "adamw")) o.optim = LT_OPTIM_ADAMW;
+    else if (!strcmp(optim, "adamw_8bit")) o.optim = LT_OPTIM_ADAMW_8BIT;
+    else return cli_usage_error("train", "--optim must be adamw or adamw_8bit, not \"%s\"", optim);
+    lt_dtype qtype = LT_DTYPE_NF4;
+    if (!strcmp(quant_type, "fp4")) qtype = LT_DTYPE_FP4;
+    else if (strcmp(quant_type, "nf4")) return cli_usage_error("train", "--bnb-4bit-quant-type must be nf4 or fp4, not \"%s\"", quant_type);
+    if (double_quant && !load_4bit) return cli_usage_error("train", "--double-quant needs --load-in-4bit");
     o.quiet = quiet;
     o.out_dir = out;
     char mpath[4096];
@@ -112,25 +223,54 @@ int cmd_train(int argc, char **argv) {
     lt_dataset_init(&train);
     lt_dataset_init(&val);
     lt_status st;
+    lt_data_opts dopt;
+    lt_data_opts_default(&dopt);
+    if ((st = data_flags(&dopt, data_format, tmpl, loss_on, resp_tmpl, trunc, on_bad, header,
+                         chat_tmpl, owned, &err))) {
+        if (st == LT_ERR_ARG) {
+            rc = cli_usage_error("train", "%s", err.msg);
+            free_owned(owned);
+            return rc;
+        }
+        goto fail;
+    }
+    dopt.path = data;
+    dopt.read.columns = columns;
+    dopt.sft.text_field = field;
+    dopt.sft.response_field = resp_field;
+    dopt.sft.max_len = o.T;
+    dopt.sft.add_eos = !no_eos;
+    dopt.separator = sep;
+    dopt.packing = packing;
+    dopt.n_val = val_n;
+    dopt.val_frac = val_frac;
+    dopt.stratify = stratify;
+    dopt.seed = (uint64_t)o.seed;
     if ((st = lt_model_load(model, &m, &err))) goto fail;
     lt_info("model %s: %s, %d layers, hidden %d, heads %d/%d, vocab %d", model, m->arch.model_type,
             m->cfg.n_layer, m->cfg.n_embd, m->cfg.n_head, m->cfg.n_head_kv, m->cfg.n_vocab);
-    if (ends_with(data, ".ids.jsonl")) {
-        st = lt_dataset_read_ids_jsonl(&train, data, o.T, m->cfg.n_vocab, &err);
-    } else {
-        if ((st = open_tokenizer(tok_path, model, m, &tok, &err))) goto fail;
-        if (ends_with(data, ".jsonl")) st = lt_dataset_read_text_jsonl(&train, tok, data, field, o.T, &err);
-        else st = lt_dataset_read_text(&train, tok, data, sep[0] ? sep : NULL, o.T, &err);
+    if (load_4bit) {
+        if ((st = lt_model_quantize(m, qtype, double_quant, &err))) goto fail;
+        lt_quant_info qi;
+        lt_model_quant_info(m, &qi);
+        lt_info("base weights: %d projections in %s%s, %.1f MB -> %.1f MB (%.3f bits/param)", qi.n_mat,
+                quant_type, double_quant ? " + double quantisation" : "", (double)qi.src_bytes / 1e6,
+                (double)qi.bytes / 1e6, qi.bits_per_param);
     }
-    if (st) goto fail;
+    lt_data_format fmt = dopt.read.format == LT_DATA_AUTO ? lt_data_format_guess(data)
+                                                          : dopt.read.format;
+    if (fmt != LT_DATA_IDS && (st = open_tokenizer(tok_path, model, m, &tok, &err))) goto fail;
+    lt_data_summary sum;
+    if ((st = lt_data_load(tok, m->cfg.n_vocab, &dopt, &train, &val, &sum, &err))) goto fail;
+    char line[1024];
+    lt_data_summary_describe(&sum, data, &train, &val, o.T, line, sizeof line);
+    lt_info("data %s", line);
+    for (int i = 0; i < sum.read_bad.n_notes; i++) lt_warn("skipped: %s", sum.read_bad.notes[i]);
+    for (int i = 0; i < sum.stats.bad.n_notes; i++) lt_warn("skipped: %s", sum.stats.bad.notes[i]);
     if (train.n == 0) {
         st = lt_err_set(&err, LT_ERR_FORMAT, "%s: no training examples", data);
         goto fail;
     }
-    if (val_frac > 0) val_n = (int)ceil(val_frac * (double)train.n);
-    if ((st = lt_dataset_split(&train, &val, val_n, o.seed, &err))) goto fail;
-    lt_info("data %s: %lld training examples, %lld validation (%lld cut to %d tokens)", data,
-            (long long)train.n, (long long)val.n, (long long)train.n_truncated, o.T);
     if (adapter_in) {
         if ((st = lt_adapter_load_peft(m, adapter_in, &a, &err))) goto fail;
         a->cfg.dropout = lc.dropout;
@@ -145,6 +285,7 @@ int cmd_train(int argc, char **argv) {
     fflush(stdout);
     lt_train_result res;
     if ((st = lt_train(m, a, &train, val.n ? &val : NULL, &o, &res, &err))) goto fail;
+    lt_info("optimizer state (%s): %.2f MB", optim, (double)res.optim_state_bytes / 1e6);
     printf("trained %lld steps in %.1f s (%.0f tokens/s, peak RSS %.0f MB): loss %.4f -> %.4f",
            (long long)res.steps, res.seconds, res.tokens_per_s, (double)res.peak_rss_kb / 1024.0,
            res.first_loss, res.last_loss);
@@ -155,6 +296,7 @@ int cmd_train(int argc, char **argv) {
     lt_model_free(m);
     lt_dataset_deinit(&train);
     lt_dataset_deinit(&val);
+    free_owned(owned);
     return 0;
 fail:
     lt_adapter_free(a);
@@ -162,5 +304,6 @@ fail:
     lt_model_free(m);
     lt_dataset_deinit(&train);
     lt_dataset_deinit(&val);
+    free_owned(owned);
     return cli_fail(&err);
 }

@@ -100,6 +100,13 @@ static void usage(void) {
            "  train     train a LoRA adapter (causal LM on text or token ids)\n"
            "  info      describe a model (architecture, sizes, parameter count)\n"
            "  demo-data write the built-in demo dataset (order messages -> JSON)\n"
+           "  tokenize  show the ids of a dataset's first examples and which tokens carry loss\n"
+           "  merge     merge an adapter into the base -> Hugging Face model directory\n"
+           "  export    write a GGUF model (merged) or a GGUF LoRA adapter for llama.cpp\n"
+           "  generate  generate text (or schema-constrained JSON) with or without an adapter\n"
+           "  eval      exact match, JSON classification / field reports, perplexity; before/after\n"
+           "  classify  label new texts with a classifier from train --task classify (JSONL)\n"
+           "  sweep     train --task classify over a grid (lr, r, batch, template) -> one table\n"
            "  version   print the version\n\n"
            "`loratune <command> --help` lists a command's flags.\n",
            LT_VERSION);
@@ -114,6 +121,13 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "train")) return cmd_train(argc, argv);
     if (!strcmp(c, "info")) return cmd_info(argc, argv);
     if (!strcmp(c, "demo-data")) return cmd_demo_data(argc, argv);
+    if (!strcmp(c, "tokenize")) return cmd_tokenize(argc, argv);
+    if (!strcmp(c, "merge")) return cmd_merge(argc, argv);
+    if (!strcmp(c, "export")) return cmd_export(argc, argv);
+    if (!strcmp(c, "generate")) return cmd_generate(argc, argv);
+    if (!strcmp(c, "eval")) return cmd_eval(argc, argv);
+    if (!strcmp(c, "classify")) return cmd_classify(argc, argv);
+    if (!strcmp(c, "sweep")) return cmd_sweep(argc, argv);
     if (!strcmp(c, "version") || !strcmp(c, "--version")) {
         printf("loratune %s\n", LT_VERSION);
         return 0;

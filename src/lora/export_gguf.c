@@ -508,6 +508,11 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
         int64_t id = lt_json_int(it, "id", -1);
         tok[id] = cJSON_GetObjectItemCaseSensitive(it, "content")->valuestring;
         types[id] = lt_json_bool(it, "special", false) ? TT_CONTROL : TT_USER;
+        if (lt_json_bool(it, "lstrip", false) || lt_json_bool(it, "rstrip", false) ||
+            lt_json_bool(it, "single_word", false))
+            lt_warn("%s: added token \"%.40s\" strips neighbouring spaces or matches whole words "
+                    "only; GGUF vocabularies cannot say so, llama.cpp matches it anywhere", path,
+                    tok[id]);
     }
     for (size_t i = 0; i < N; i++) {
         if (!tok[i]) { // a hole, as convert_hf_to_gguf.py fills it
@@ -596,27 +601,45 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
                           lt_json_bool(meta, "add_prefix_space", true);
         if ((st = kv_bool(kv, "tokenizer.ggml.add_space_prefix", space, err))) goto done;
     }
-    // special ids: tokenizer_config.json, else the model config
+    // add_bos / add_eos: the config's flags, else what the post-processor template adds
+    const cJSON *post = cJSON_GetObjectItemCaseSensitive(j, "post_processor");
+    const cJSON *tp = NULL;
+    bool add_bos = false, add_eos = false;
+    int32_t tmpl_bos = -1, tmpl_eos = -1;
+    if (has_type(post, "TemplateProcessing", "processors", &tp)) {
+        const cJSON *single = cJSON_GetObjectItemCaseSensitive(tp, "single");
+        int ns = cJSON_GetArraySize(single);
+        const cJSON *first = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, 0), "SpecialToken");
+        const cJSON *last = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, ns - 1), "SpecialToken");
+        const char *fid = lt_json_str(first, "id", NULL), *lid = lt_json_str(last, "id", NULL);
+        add_bos = ns > 0 && first;
+        add_eos = ns > 1 && last;
+        if (add_bos && fid) tmpl_bos = smap_get(&ids, fid, strlen(fid));
+        if (add_eos && lid) tmpl_eos = smap_get(&ids, lid, strlen(lid));
+    }
+    // special ids: tokenizer_config.json (an explicit null means none), else the model's
+    // config.json, else the post-processor's tokens, else the usual names (the guesses
+    // lt_tokenizer_load_hf makes, so both loaders agree on files without a config)
+    static const char *const guess[4][5] = {
+        {"<s>", "<|begin_of_text|>", "<bos>", NULL},
+        {"</s>", "<|end_of_text|>", "<eos>", "<|endoftext|>", NULL},
+        {"<pad>", "<|pad|>", "[PAD]", NULL},
+        {NULL},
+    };
     const char *skeys[] = {"bos_token", "eos_token", "pad_token", "unk_token"};
     const char *gkeys[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
                            "tokenizer.ggml.padding_token_id", "tokenizer.ggml.unknown_token_id"};
     int fallback[4] = {config ? config->bos_id : -1, config ? config->eos_id : -1,
                        config ? config->pad_id : -1, unk_id};
+    int from_tmpl[4] = {tmpl_bos, tmpl_eos, -1, -1};
     for (int s = 0; s < 4; s++) {
         bool present = false;
         int32_t id = cfg ? special_id(cfg, skeys[s], &ids, &present) : -1;
         if (!present && fallback[s] >= 0 && fallback[s] < n_vocab) id = fallback[s];
+        else if (!present && from_tmpl[s] >= 0) id = from_tmpl[s];
+        for (int g = 0; !present && id < 0 && guess[s][g]; g++)
+            id = smap_get(&ids, guess[s][g], strlen(guess[s][g]));
         if (id >= 0 && (st = kv_u32(kv, gkeys[s], (uint32_t)id, err))) goto done;
-    }
-    // add_bos / add_eos: the config's flags, else what the post-processor template adds
-    const cJSON *post = cJSON_GetObjectItemCaseSensitive(j, "post_processor");
-    const cJSON *tp = NULL;
-    bool add_bos = false, add_eos = false;
-    if (has_type(post, "TemplateProcessing", "processors", &tp)) {
-        const cJSON *single = cJSON_GetObjectItemCaseSensitive(tp, "single");
-        int ns = cJSON_GetArraySize(single);
-        add_bos = ns > 0 && cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, 0), "SpecialToken");
-        add_eos = ns > 1 && cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, ns - 1), "SpecialToken");
     }
     add_bos = lt_json_bool(cfg, "add_bos_token", add_bos);
     add_eos = lt_json_bool(cfg, "add_eos_token", add_eos);

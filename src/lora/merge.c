@@ -446,6 +446,63 @@ static lt_status config_for_hf(const char *base_dir, const lt_merge_opts *o, lt_
     return LT_OK;
 }
 
+// Turns the config into a *ForSequenceClassification one (text in *text is replaced).
+static lt_status config_add_cls(char **text, const lt_merge_opts *o, lt_err *err) {
+    cJSON *j = NULL, *lj = NULL;
+    lt_status st = lt_json_parse(*text, strlen(*text), "config.json", &j, err);
+    if (st) return st;
+    if (o->labels_json && lt_file_exists(o->labels_json) &&
+        (st = lt_json_parse_file(o->labels_json, &lj, err)))
+        goto done;
+    int nl = o->cls->n_labels;
+    cJSON *arch = cJSON_GetObjectItemCaseSensitive(j, "architectures"), *it;
+    cJSON_ArrayForEach(it, arch) {
+        char b[160];
+        const char *s = cJSON_IsString(it) ? it->valuestring : "";
+        const char *suf = strstr(s, "ForCausalLM");
+        if (!suf) continue;
+        snprintf(b, sizeof b, "%.*sForSequenceClassification", (int)(suf - s), s);
+        cJSON_SetValuestring(it, b);
+    }
+    cJSON *i2l = cJSON_CreateObject(), *l2i = cJSON_CreateObject();
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(lj, "id2label");
+    for (int k = 0; k < nl; k++) {
+        char key[32], def[48];
+        snprintf(key, sizeof key, "%d", k);
+        snprintf(def, sizeof def, "LABEL_%d", k);
+        const char *name = lt_json_str(src, key, def);
+        cJSON_AddStringToObject(i2l, key, name);
+        if (!cJSON_GetObjectItemCaseSensitive(l2i, name)) cJSON_AddNumberToObject(l2i, name, k);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "id2label");
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "label2id");
+    cJSON_AddItemToObject(j, "id2label", i2l);
+    cJSON_AddItemToObject(j, "label2id", l2i);
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "num_labels");
+    cJSON_AddNumberToObject(j, "num_labels", nl);
+    const char *pt = lt_json_str(lj, "problem_type", "single_label_classification");
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "problem_type");
+    cJSON_AddStringToObject(j, "problem_type", pt);
+    int64_t pad;
+    const cJSON *pj = cJSON_GetObjectItemCaseSensitive(lj, "pad_token_id");
+    const cJSON *cp = cJSON_GetObjectItemCaseSensitive(j, "pad_token_id");
+    if (lt_json_as_int(pj, &pad) && (!cp || cJSON_IsNull(cp))) {
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "pad_token_id");
+        cJSON_AddNumberToObject(j, "pad_token_id", (double)pad);
+    }
+    char *t = cJSON_Print(j);
+    if (!t) {
+        st = lt_err_set(err, LT_ERR_OOM, "out of memory writing config.json");
+        goto done;
+    }
+    cJSON_free(*text);
+    *text = t;
+done:
+    cJSON_Delete(lj);
+    cJSON_Delete(j);
+    return st;
+}
+
 static const char *tokenizer_files[] = {
     "tokenizer.json",    "tokenizer_config.json", "special_tokens_map.json",
     "generation_config.json", "tokenizer.model", "chat_template.jinja",
@@ -492,6 +549,17 @@ lt_status lt_merge_save_hf(lt_model *m, const char *base_path, const char *out_d
             st = lt_err_set(err, LT_ERR_OOM, "out of memory writing config.json");
             goto fail;
         }
+    }
+    if (opts.cls && opts.cls->n_labels > 0 && opts.cls->score) {
+        lt_out_tensor *t;
+        if ((st = plan_add(&ts, &n, &cap, &t, err))) goto fail;
+        lt_dtype d = cfg_dtype != LT_DTYPE_KEEP ? cfg_dtype : m->tok_embd.dtype;
+        if (d != LT_DTYPE_F32 && d != LT_DTYPE_F16 && d != LT_DTYPE_BF16) d = LT_DTYPE_F32;
+        set_out(t, "score.weight", d, 2, opts.cls->n_labels, m->cfg.n_embd);
+        t->own_mat = true;
+        t->src.rows = opts.cls->n_labels, t->src.cols = m->cfg.n_embd;
+        lt_mat_init(&t->mat, LT_DTYPE_F32, opts.cls->n_labels, m->cfg.n_embd, opts.cls->score);
+        if ((st = config_add_cls(&cfg_text, &opts, err))) goto fail;
     }
     for (int i = 0; i < n; i++)
         if (ts[i].nbytes == 0 && ts[i].src.rows * ts[i].src.cols > 0 && !ts[i].raw) {
@@ -575,10 +643,9 @@ fail:
 
 double lt_verify_rel_tol(lt_dtype written) {
     switch (written) {
-    case LT_DTYPE_F32: return 1e-4;
-    case LT_DTYPE_F16: return 1e-2;
-    case LT_DTYPE_BF16: return 5e-2;
-    default: return 1e-1; // Q8_0
+    case LT_DTYPE_F32: return 1e-3;
+    case LT_DTYPE_F16: return 1e-1;
+    default: return 5e-1; // BF16, Q8_0
     }
 }
 
@@ -630,46 +697,166 @@ static int verify_len(const lt_model *a, const lt_model *b) {
     return T;
 }
 
-lt_status lt_verify_models(lt_model *ref, lt_model *got, double tol_rel, lt_verify_result *res,
-                           lt_err *err) {
+static void make_prompts(const lt_model *m, int B, int T, int32_t *ids) {
+    int V = m->cfg.n_vocab;
+    lt_rng rng;
+    lt_rng_seed(&rng, 0x5eed); // BOS (or 1) then pseudo-random ids, the same on every run
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            ids[b * T + t] = t == 0 ? (m->cfg.bos_id >= 0 && m->cfg.bos_id < V ? m->cfg.bos_id : 1 % V)
+                                    : (int32_t)lt_rng_below(&rng, (uint64_t)V);
+}
+
+static bool config_same(const lt_model *ref, const lt_model *got, char *msg, size_t n) {
+    const lt_config *a = &ref->cfg, *b = &got->cfg;
+#define SAME_INT(f)                                                                                \
+    if (a->f != b->f) {                                                                            \
+        snprintf(msg, n, #f " is %d in the result, %d in the base", b->f, a->f);                   \
+        return false;                                                                              \
+    }
+    SAME_INT(n_layer) SAME_INT(n_embd) SAME_INT(n_head) SAME_INT(n_head_kv) SAME_INT(head_dim)
+    SAME_INT(n_ff) SAME_INT(n_vocab) SAME_INT(rot_dim) SAME_INT(max_pos)
+#undef SAME_INT
+    if (fabsf(a->rope_theta - b->rope_theta) > 1e-6f * a->rope_theta ||
+        fabsf(a->norm_eps - b->norm_eps) > 1e-6f * a->norm_eps) {
+        snprintf(msg, n, "rope theta / norm eps are %g / %g in the result, %g / %g in the base",
+                 (double)b->rope_theta, (double)b->norm_eps, (double)a->rope_theta, (double)a->norm_eps);
+        return false;
+    }
+    if (ref->arch.qkv_bias != got->arch.qkv_bias ||
+        got->arch.tied_head != (ref->arch.tied_head && !ref->lm_head.lora)) {
+        snprintf(msg, n, "q/k/v bias %d / tied head %d in the result, %d / %d expected",
+                 got->arch.qkv_bias, got->arch.tied_head, ref->arch.qkv_bias,
+                 ref->arch.tied_head && !ref->lm_head.lora);
+        return false;
+    }
+    msg[0] = 0;
+    return true;
+}
+
+// Half a unit in the last place of x in a 16-bit float dtype (mant = 10 for f16, 7 for bf16).
+static double half_ulp(double x, int mant, int min_exp) {
+    int e;
+    frexp(fabs(x), &e); // |x| = f * 2^e, 0.5 <= f < 1
+    e -= 1;
+    if (e < min_exp) e = min_exp;
+    return ldexp(0.5, e - mant);
+}
+
+// Compares n values of a row of `cols` written in dtype d with the exact ones.
+static void cmp_row(const float *got, const float *ex, int64_t cols, lt_dtype d, const char *name,
+                    lt_verify_result *r) {
+    double rowmax = 0;
+    for (int64_t i = 0; i < cols; i++) rowmax = fmax(rowmax, fabs((double)ex[i]));
+    double slack = rowmax * 9.5367431640625e-07 + 1e-30; // 2^-20 of the row: f32 arithmetic
+    for (int64_t i = 0; i < cols; i++) {
+        double bnd = slack;
+        if (d == LT_DTYPE_F16) bnd += half_ulp(ex[i], 10, -14);
+        else if (d == LT_DTYPE_BF16) bnd += half_ulp(ex[i], 7, -126);
+        else if (d == LT_DTYPE_Q8_0 || d == LT_DTYPE_Q4_0 || d == LT_DTYPE_Q4_1) {
+            double amax = 0;
+            int64_t b0 = i / 32 * 32;
+            for (int64_t j = b0; j < b0 + 32 && j < cols; j++) amax = fmax(amax, fabs((double)ex[j]));
+            bnd += (d == LT_DTYPE_Q8_0 ? 0.6 / 127 : 0.6 / 7) * amax;
+        }
+        double q = fabs((double)got[i] - (double)ex[i]) / bnd;
+        if (!(q <= 1.0)) r->n_bad++;
+        if (!(q <= r->worst)) {
+            r->worst = isnan(q) ? INFINITY : q;
+            snprintf(r->worst_name, sizeof r->worst_name, "%s", name);
+        }
+    }
+    r->n_weights += cols;
+}
+
+static lt_status verify_weights(lt_model *ref, lt_model *got, lt_dtype vec_dtype,
+                                lt_verify_result *r, lt_err *err) {
+    int n1 = lt_model_tensors(ref, NULL, 0), n2 = lt_model_tensors(got, NULL, 0);
+    lt_model_tensor *t1 = lt_calloc((size_t)n1, sizeof *t1), *t2 = lt_calloc((size_t)n2, sizeof *t2);
+    float *ex = NULL, *gv = NULL;
+    lt_status st = LT_OK;
+    size_t cap = (size_t)1 << 20;
+    if (!t1 || !t2 || !(ex = lt_alloc(cap * sizeof(float))) || !(gv = lt_alloc(cap * sizeof(float)))) {
+        st = lt_err_set(err, LT_ERR_OOM, "verify: out of memory");
+        goto done;
+    }
+    lt_model_tensors(ref, t1, n1);
+    lt_model_tensors(got, t2, n2);
+    for (int i = 0; i < n1; i++) {
+        const lt_model_tensor *a = &t1[i], *b = NULL;
+        for (int j = 0; j < n2 && !b; j++)
+            if (!strcmp(t2[j].hf_name, a->hf_name)) b = &t2[j];
+        if (!b || b->rows != a->rows || b->cols != a->cols || (b->lin && b->lin->lora)) {
+            r->n_bad++;
+            r->worst = INFINITY;
+            snprintf(r->worst_name, sizeof r->worst_name, "%s (%s)", a->hf_name,
+                     b ? "shape differs" : "missing");
+            continue;
+        }
+        lt_dtype d = b->w ? b->w->dtype : vec_dtype;
+        int64_t ch = (int64_t)cap / a->cols;
+        if (ch < 1) {
+            st = lt_err_set(err, LT_ERR_UNSUPPORTED, "verify: rows of %s are too long", a->hf_name);
+            goto done;
+        }
+        for (int64_t r0 = 0; r0 < a->rows; r0 += ch) {
+            int64_t n = a->rows - r0 < ch ? a->rows - r0 : ch;
+            lt_merge_rows(a, r0, n, ex);
+            lt_merge_rows(b, r0, n, gv);
+            for (int64_t k = 0; k < n; k++)
+                cmp_row(gv + k * a->cols, ex + k * a->cols, a->cols, d, a->hf_name, r);
+        }
+    }
+done:
+    lt_free(t1);
+    lt_free(t2);
+    lt_free(ex);
+    lt_free(gv);
+    return st;
+}
+
+static void finish(lt_verify_result *r, double tol_rel) {
+    r->tol = tol_rel * (r->max_ref > 1 ? r->max_ref : 1);
+    r->logits_ok = r->max_diff <= r->tol;
+    r->weights_ok = r->n_bad == 0 && r->n_weights > 0;
+    r->ok = r->config_ok && r->weights_ok && r->logits_ok;
+}
+
+lt_status lt_verify_models(lt_model *ref, lt_model *got, lt_dtype vec_dtype, double tol_rel,
+                           lt_verify_result *res, lt_err *err) {
+    lt_verify_result r;
+    memset(&r, 0, sizeof r);
+    r.config_ok = config_same(ref, got, r.config_msg, sizeof r.config_msg);
+    if (!r.config_ok) { // nothing else can be compared
+        finish(&r, tol_rel);
+        *res = r;
+        return LT_OK;
+    }
+    lt_status st = verify_weights(ref, got, vec_dtype, &r, err);
+    if (st) return st;
     const int B = 3;
-    int T = verify_len(ref, got);
-    int V = ref->cfg.n_vocab;
-    if (got->cfg.n_vocab != V || got->cfg.n_embd != ref->cfg.n_embd ||
-        got->cfg.n_layer != ref->cfg.n_layer)
-        return lt_err_set(err, LT_ERR_SHAPE, "verify: the written model (%d layers, hidden %d, "
-                          "vocab %d) does not match the base (%d, %d, %d)", got->cfg.n_layer,
-                          got->cfg.n_embd, got->cfg.n_vocab, ref->cfg.n_layer, ref->cfg.n_embd, V);
+    int T = verify_len(ref, got), V = ref->cfg.n_vocab;
     size_t nl = (size_t)B * (size_t)T * (size_t)V;
     int32_t *ids = lt_alloc(sizeof(int32_t) * (size_t)(B * T));
     float *lr = lt_alloc(sizeof(float) * nl), *lg = lt_alloc(sizeof(float) * nl);
     lt_lora_mod **saved = lt_calloc((size_t)ref->cfg.n_layer * LT_MOD_PER_LAYER + 1, sizeof *saved);
-    lt_status st = LT_OK;
     if (!ids || !lr || !lg || !saved) {
         st = lt_err_set(err, LT_ERR_OOM, "verify: out of memory for %zu logits", nl);
         goto done;
     }
-    // fixed prompts: BOS (or 1) then pseudo-random ids, the same on every run
-    lt_rng rng;
-    lt_rng_seed(&rng, 0x5eed);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            ids[b * T + t] = t == 0 ? (ref->cfg.bos_id >= 0 && ref->cfg.bos_id < V ? ref->cfg.bos_id : 1 % V)
-                                    : (int32_t)lt_rng_below(&rng, (uint64_t)V);
+    make_prompts(ref, B, T, ids);
     if ((st = run_logits(ref, B, T, ids, lr, err))) goto done;
     if ((st = run_logits(got, B, T, ids, lg, err))) goto done;
-    double md = max_abs_diff(lr, lg, nl), mr = 0;
-    for (size_t i = 0; i < nl; i++) mr = fabs((double)lr[i]) > mr ? fabs((double)lr[i]) : mr;
+    r.max_diff = max_abs_diff(lr, lg, nl);
+    for (size_t i = 0; i < nl; i++) r.max_ref = fmax(r.max_ref, fabs((double)lr[i]));
     swap_lora(ref, saved, true);
     st = run_logits(ref, B, T, ids, lg, err);
     swap_lora(ref, saved, false);
     if (st) goto done;
-    res->B = B, res->T = T;
-    res->max_diff = md;
-    res->max_ref = mr;
-    res->lora_effect = max_abs_diff(lr, lg, nl);
-    res->tol = tol_rel * (mr > 1 ? mr : 1);
-    res->ok = md <= res->tol;
+    r.lora_effect = max_abs_diff(lr, lg, nl);
+    r.B = B, r.T = T;
+    finish(&r, tol_rel);
+    *res = r;
 done:
     lt_free(ids);
     lt_free(lr);
@@ -678,11 +865,42 @@ done:
     return st;
 }
 
-lt_status lt_verify_gguf_lora(lt_model *m, const char *path, double tol_rel, lt_verify_result *res,
-                              lt_err *err) {
+// Compares the modules of a loaded GGUF LoRA (b) with the original ones in saved[].
+static void verify_lora_weights(const lt_model *m, const lt_adapter *b, lt_lora_mod **saved,
+                                lt_dtype d, lt_verify_result *r) {
+    int n_orig = 0;
+    for (int k = 0; k < m->cfg.n_layer * LT_MOD_PER_LAYER + 1; k++) n_orig += saved[k] != NULL;
+    if (n_orig != b->n_mod) {
+        r->n_bad++;
+        r->worst = INFINITY;
+        snprintf(r->worst_name, sizeof r->worst_name, "%d modules read back, %d written", b->n_mod, n_orig);
+    }
+    for (int i = 0; i < b->n_mod; i++) {
+        const lt_lora_mod *x = &b->mods[i], *o = NULL;
+        int k = 0;
+        for (int l = 0; l < m->cfg.n_layer && !o; l++)
+            for (int j = 0; j < LT_MOD_PER_LAYER && !o; j++, k++)
+                if (x->lin == &m->layers[l].lin[j]) o = saved[k];
+        if (x->lin == &m->lm_head) o = saved[m->cfg.n_layer * LT_MOD_PER_LAYER];
+        if (!o || o->r != x->r || fabsf(o->scale - x->scale) > 1e-6f * fabsf(o->scale)) {
+            r->n_bad++;
+            r->worst = INFINITY;
+            snprintf(r->worst_name, sizeof r->worst_name, "%s (%s)", x->lin->name,
+                     o ? "rank or scale differs" : "not in the original adapter");
+            continue;
+        }
+        for (int rr = 0; rr < x->r; rr++) cmp_row(x->A + (size_t)rr * (size_t)x->in, o->A + (size_t)rr * (size_t)x->in, x->in, d, x->lin->name, r);
+        for (int rr = 0; rr < x->out; rr++) cmp_row(x->B + (size_t)rr * (size_t)x->r, o->B + (size_t)rr * (size_t)x->r, x->r, d, x->lin->name, r);
+    }
+}
+
+lt_status lt_verify_gguf_lora(lt_model *m, const char *path, lt_dtype file_dtype, double tol_rel,
+                              lt_verify_result *res, lt_err *err) {
+    lt_verify_result r;
+    memset(&r, 0, sizeof r);
+    r.config_ok = true;
     const int B = 3;
-    int T = verify_len(m, m);
-    int V = m->cfg.n_vocab;
+    int T = verify_len(m, m), V = m->cfg.n_vocab;
     size_t nl = (size_t)B * (size_t)T * (size_t)V;
     int32_t *ids = lt_alloc(sizeof(int32_t) * (size_t)(B * T));
     float *lr = lt_alloc(sizeof(float) * nl), *lg = lt_alloc(sizeof(float) * nl);
@@ -694,26 +912,20 @@ lt_status lt_verify_gguf_lora(lt_model *m, const char *path, double tol_rel, lt_
         st = lt_err_set(err, LT_ERR_OOM, "verify: out of memory for %zu logits", nl);
         goto done;
     }
-    lt_rng rng;
-    lt_rng_seed(&rng, 0x5eed);
-    for (int r = 0; r < B; r++)
-        for (int t = 0; t < T; t++)
-            ids[r * T + t] = t == 0 ? (m->cfg.bos_id >= 0 && m->cfg.bos_id < V ? m->cfg.bos_id : 1 % V)
-                                    : (int32_t)lt_rng_below(&rng, (uint64_t)V);
+    make_prompts(m, B, T, ids);
     if ((st = run_logits(m, B, T, ids, lr, err))) goto done;
     swap_lora(m, saved, true);
     detached = true;
     if ((st = run_logits(m, B, T, ids, lg, err))) goto done;
-    res->lora_effect = max_abs_diff(lr, lg, nl);
+    r.lora_effect = max_abs_diff(lr, lg, nl);
     if ((st = lt_adapter_load_gguf_lora(m, path, &b, err))) goto done;
+    verify_lora_weights(m, b, saved, file_dtype, &r);
     if ((st = run_logits(m, B, T, ids, lg, err))) goto done;
-    double mr = 0;
-    for (size_t i = 0; i < nl; i++) mr = fabs((double)lr[i]) > mr ? fabs((double)lr[i]) : mr;
-    res->B = B, res->T = T;
-    res->max_diff = max_abs_diff(lr, lg, nl);
-    res->max_ref = mr;
-    res->tol = tol_rel * (mr > 1 ? mr : 1);
-    res->ok = res->max_diff <= res->tol;
+    for (size_t i = 0; i < nl; i++) r.max_ref = fmax(r.max_ref, fabs((double)lr[i]));
+    r.B = B, r.T = T;
+    r.max_diff = max_abs_diff(lr, lg, nl);
+    finish(&r, tol_rel);
+    *res = r;
 done:
     lt_adapter_free(b); // detaches the loaded modules
     if (detached) swap_lora(m, saved, false);
@@ -740,4 +952,29 @@ lt_dtype lt_merge_written_dtype(const lt_model *m, lt_dtype requested) {
     }
     lt_free(mt);
     return d;
+}
+
+void lt_verify_cls_head(const lt_adapter *cls, const lt_model *got, lt_verify_result *r) {
+    const lt_st_tensor *t = got->st ? lt_st_set_find(got->st, "score.weight") : NULL;
+    int64_t C = got->cfg.n_embd;
+    if (!t || t->ndim != 2 || t->shape[0] != cls->n_labels || t->shape[1] != C ||
+        !lt_dtype_is_float(t->dtype) || lt_dtype_block(t->dtype) != 1) {
+        r->n_bad++;
+        r->worst = INFINITY;
+        snprintf(r->worst_name, sizeof r->worst_name, "score.weight (missing or misshapen)");
+    } else {
+        float *row = lt_alloc(sizeof(float) * (size_t)C);
+        if (!row) { // counted as a failed check rather than an error: the report says so
+            r->n_bad++;
+            snprintf(r->worst_name, sizeof r->worst_name, "score.weight (out of memory)");
+        }
+        size_t rb = lt_dtype_nbytes(t->dtype, C);
+        for (int k = 0; row && k < cls->n_labels; k++) {
+            lt_to_f32(t->dtype, (const char *)t->data + (size_t)k * rb, row, C);
+            cmp_row(row, cls->score + (size_t)k * (size_t)C, C, t->dtype, "score.weight", r);
+        }
+        lt_free(row);
+    }
+    r->weights_ok = r->n_bad == 0 && r->n_weights > 0;
+    r->ok = r->config_ok && r->weights_ok && r->logits_ok;
 }

@@ -27,6 +27,7 @@ void lt_model_free(lt_model *m) {
     lt_st_set_close(m->st);
     lt_gguf_close(m->gguf);
     lt_free(m->owned);
+    lt_model_quant_free(m->quant);
     lt_free(m->small);
     lt_free(m->layers);
     lt_free(m->rope_cos);

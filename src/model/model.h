@@ -91,6 +91,7 @@ typedef struct lt_model {
     void *owned;            // weights owned by the model (llama2.c) or NULL
     float *small;           // f32 copies of norms and biases
     char *src_path;         // where the model came from (for adapter_config.json)
+    struct lt_model_quant *quant; // NF4/FP4 storage made by lt_model_quantize (quant.c) or NULL
 } lt_model;
 
 // Loads a model from a HF directory, a GGUF file or a llama2.c .bin checkpoint, dispatching on
@@ -193,5 +194,42 @@ size_t lt_kv_bytes(const lt_kv *kv);
 // the sliding window); a row that sees none gets a zero attention output, as in training.
 lt_status lt_model_decode(lt_model *m, lt_kv *kv, const int32_t *ids, int T, const int32_t *kmask,
                           const int32_t *pos, float *logits, bool all_logits, lt_err *err);
+
+// ---------------------------------------------------------------------------------------------
+// 4-bit base weights (quant.c): QLoRA's load_in_4bit
+
+// Quantises the projections of every block (q, k, v, o, gate, up, down; the embeddings, the
+// LM head and the norms stay as they are, as bitsandbytes leaves them) to t = LT_DTYPE_NF4 or
+// LT_DTYPE_FP4, blocksize 64, with double quantisation of the block scales when double_quant
+// (bitsandbytes quantize_4bit semantics, tensor.h). The 4-bit codes and scales are owned by the
+// model (freed by lt_model_free); each lt_linear.w becomes an NF4/FP4 view (lt_mat.aux -> its
+// scales), which lt_linear_fwd / lt_linear_bwd_x convert a slab at a time, so no dequantised copy
+// of a matrix ever exists. The original full-precision views stay valid (lt_model_quant_source:
+// merge into them, not into the 4-bit weights); source pages of a mmapped safetensors file are
+// released from RSS after each matrix (madvise; the file is re-read if they are used again), and
+// nothing the model does not own is freed.
+// Weights must be F32, F16 or BF16 with rows a multiple of 64 long.
+// Errors: LT_ERR_ARG (t is not NF4/FP4; the model is already quantised), LT_ERR_UNSUPPORTED
+// (another weight dtype, e.g. GGUF q8_0, which trains as it is; a row length not a multiple of
+// 64), LT_ERR_OOM. On error the model is unchanged.
+lt_status lt_model_quantize(lt_model *m, lt_dtype t, bool double_quant, lt_err *err);
+
+typedef struct lt_quant_info {
+    lt_dtype dtype;       // LT_DTYPE_NF4 or LT_DTYPE_FP4
+    bool double_quant;
+    int blocksize;        // 64
+    int n_mat;            // matrices quantised
+    int64_t n_params;     // their parameters
+    size_t bytes;         // their storage: codes, scales, nested scales and offsets
+    size_t src_bytes;     // the same parameters in their original dtypes
+    double bits_per_param; // 8 * bytes / n_params: 4.5, or ~4.127 with double quantisation
+} lt_quant_info;
+// Fills *out and returns true when the model has been quantised; false (out untouched) if not.
+bool lt_model_quant_info(const lt_model *m, lt_quant_info *out);
+// The full-precision view a quantised projection was made from (valid while m lives), or NULL
+// when that module was not quantised.
+const lt_mat *lt_model_quant_source(const lt_model *m, int layer, lt_mod_kind k);
+// Frees the storage of lt_model_quantize (called by lt_model_free; NULL does nothing).
+void lt_model_quant_free(struct lt_model_quant *q);
 
 #endif

@@ -23,8 +23,7 @@
 // Dequantises elements [k0, k0 + 32) (or to the row's end) of row r of W into buf(32).
 static int64_t w_chunk(float *buf, const lt_mat *W, int64_t r, int64_t k0) {
     int64_t n = W->cols - k0 < 32 ? W->cols - k0 : 32; // block dtypes: cols % 32 == 0
-    const char *row = (const char *)lt_mat_row(W, r);
-    lt_to_f32(W->dtype, row + lt_dtype_nbytes(W->dtype, k0), buf, n);
+    lt_mat_row_to_f32(W, r, k0, n, buf); // NF4/FP4 (64-element blocks) accept any k0
     return n;
 }
 

@@ -81,7 +81,7 @@ static inline void simd_mat_row_to_f32(float *dst, const lt_mat *W, int64_t r, i
     case LT_DTYPE_Q8_0:
         simd_q8_0_to_f32(dst, (const uint8_t *)row + lt_dtype_nbytes(W->dtype, k0), n / 32);
         break;
-    default: lt_to_f32(W->dtype, row + lt_dtype_nbytes(W->dtype, k0), dst, n); break;
+    default: lt_mat_row_to_f32(W, r, k0, n, dst); break; // q4_*, NF4/FP4 (scales in W->aux)
     }
 }
 

@@ -23,6 +23,8 @@ static const dtype_info infos[LT_DTYPE_COUNT] = {
     [LT_DTYPE_U8] = {"U8", 1, 1, false},    [LT_DTYPE_BOOL] = {"BOOL", 1, 1, false},
     [LT_DTYPE_Q8_0] = {"Q8_0", 32, 34, true}, [LT_DTYPE_Q4_0] = {"Q4_0", 32, 18, true},
     [LT_DTYPE_Q4_1] = {"Q4_1", 32, 20, true},
+    // codes only (two per byte); the scales of NF4/FP4 live in lt_mat.aux (nf4.c)
+    [LT_DTYPE_NF4] = {"NF4", 64, 32, true}, [LT_DTYPE_FP4] = {"FP4", 64, 32, true},
 };
 
 const char *lt_dtype_name(lt_dtype t) {
@@ -157,6 +159,8 @@ void lt_to_f32(lt_dtype t, const void *src, float *dst, int64_t n) {
     case LT_DTYPE_Q8_0: deq_q8_0(src, dst, n / 32); break;
     case LT_DTYPE_Q4_0: deq_q4_0(src, dst, n / 32); break;
     case LT_DTYPE_Q4_1: deq_q4_1(src, dst, n / 32); break;
+    case LT_DTYPE_NF4:
+    case LT_DTYPE_FP4: LT_ASSERT(!"lt_to_f32: NF4/FP4 codes need their scales: use lt_mat_row_to_f32");
     default: LT_ASSERT(!"lt_to_f32: not a float dtype");
     }
 }
@@ -180,11 +184,12 @@ void lt_from_f32(lt_dtype t, const float *src, void *dst, int64_t n) {
 
 bool lt_mat_init(lt_mat *m, lt_dtype t, int64_t rows, int64_t cols, const void *data) {
     size_t rb = lt_dtype_nbytes(t, cols);
-    if (rows < 0 || cols <= 0 || rb == 0) return false;
+    if (rows < 0 || cols <= 0 || rb == 0 || t == LT_DTYPE_NF4 || t == LT_DTYPE_FP4) return false;
     m->dtype = t;
     m->rows = rows;
     m->cols = cols;
     m->row_bytes = rb;
     m->data = data;
+    m->aux = NULL;
     return true;
 }

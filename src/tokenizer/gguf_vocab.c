@@ -318,6 +318,11 @@ lt_status lt_tokenizer_load_gguf(const lt_gguf *g, lt_tokenizer **out, lt_err *e
     st = tk_finish(t, err);
     if (st) goto fail;
     if (bpe && (st = load_merges(t, g, err))) goto fail;
+    if (lt_gguf_find_key(g, "tokenizer.chat_template") >= 0) { // kept for chat_template.h
+        const char *ct;
+        if ((st = lt_gguf_get_str(g, "tokenizer.chat_template", &ct, NULL, err))) goto fail;
+        if (!(t->chat_template = lt_strdup(ct))) goto oom;
+    }
     lt_free(types);
     lt_free(scores);
     *out = t;

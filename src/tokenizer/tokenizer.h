@@ -16,7 +16,8 @@
  *
  * Thread safety: a loaded tokenizer is read-only; encode and decode may run concurrently on the
  * same object from several threads (each call allocates its own scratch).
- * Deliberately not here: chat templates (a later module applies tokenizer_config's template),
+ * Deliberately not here: applying chat templates (chat_template.h renders the template string
+ * that lt_tokenizer_chat_template returns),
  * truncation and padding (src/data), offsets/alignment tracking, WordPiece models.
  */
 #ifndef LT_TOKENIZER_H

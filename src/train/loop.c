@@ -12,20 +12,58 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct train_state {
-    int64_t step, epoch, cursor;
-    float *m, *v; // Adam moments (n_params)
-} train_state;
+lt_status lt_train_state_init(lt_train_state *s, int64_t n_params, lt_err *err) {
+    memset(s, 0, sizeof *s);
+    s->m = lt_calloc((size_t)n_params, sizeof(float));
+    s->v = lt_calloc((size_t)n_params, sizeof(float));
+    if (!s->m || !s->v) {
+        lt_train_state_deinit(s);
+        return lt_err_set(err, LT_ERR_OOM, "out of memory for the Adam moments of %lld parameters",
+                          (long long)n_params);
+    }
+    return LT_OK;
+}
 
-static lt_status save_checkpoint(const char *path, const lt_adapter *a, const train_state *s,
-                                 const lt_train_opts *o, lt_err *err) {
+void lt_train_state_deinit(lt_train_state *s) {
+    lt_free(s->m), lt_free(s->v);
+    lt_adamw8_free(s->q8);
+    memset(s, 0, sizeof *s);
+}
+
+void lt_train_take(lt_train_state *s, const int64_t *perm, int64_t n, int64_t *idx, int count) {
+    for (int i = 0; i < count; i++) idx[i] = s->cursor < n ? perm[s->cursor++] : -1;
+}
+
+double lt_train_apply(lt_adapter *a, lt_train_state *s, const lt_train_opts *o, int64_t total,
+                      int64_t warmup, int64_t *perm, int64_t n, float *lr_out) {
+    double gnorm = lt_clip_grad_norm(a->grads, a->n_params, o->max_grad_norm);
+    float lr = o->lr * lt_sched_factor(o->sched, s->step, warmup, total);
+    if (s->q8)
+        lt_adamw8_update(s->q8, a->params, a->grads, lr, o->beta1, o->beta2, o->eps,
+                         o->weight_decay, s->step + 1);
+    else
+        lt_adamw_update(a->params, a->grads, s->m, s->v, a->n_params, lr, o->beta1, o->beta2,
+                        o->eps, o->weight_decay, s->step + 1);
+    s->step++;
+    if (s->cursor >= n) { // epoch done: next step starts a new order
+        s->epoch++;
+        s->cursor = 0;
+        lt_dataset_order(perm, n, o->seed, s->epoch);
+    }
+    if (lr_out) *lr_out = lr;
+    return gnorm;
+}
+
+lt_status lt_train_checkpoint_save(const char *path, const lt_adapter *a, const lt_train_state *s,
+                                   const lt_train_opts *o, const lt_ckpt_hook *hook, lt_err *err) {
     lt_st_writer *w = lt_st_writer_new();
     if (!w) return lt_err_set(err, LT_ERR_OOM, "out of memory");
     int64_t shape[1] = {a->n_params};
     char buf[64];
     lt_status st = lt_st_writer_add(w, "params", LT_DTYPE_F32, 1, shape, a->params, err);
-    if (!st) st = lt_st_writer_add(w, "adam_m", LT_DTYPE_F32, 1, shape, s->m, err);
-    if (!st) st = lt_st_writer_add(w, "adam_v", LT_DTYPE_F32, 1, shape, s->v, err);
+    if (!st && !s->q8) st = lt_st_writer_add(w, "adam_m", LT_DTYPE_F32, 1, shape, s->m, err);
+    if (!st && !s->q8) st = lt_st_writer_add(w, "adam_v", LT_DTYPE_F32, 1, shape, s->v, err);
+    if (!st && s->q8) st = lt_adamw8_ckpt_save(w, s->q8, err);
 #define META(k, fmt, val)                                                                          \
     if (!st) {                                                                                     \
         snprintf(buf, sizeof buf, fmt, val);                                                       \
@@ -39,6 +77,7 @@ static lt_status save_checkpoint(const char *path, const lt_adapter *a, const tr
     META("r", "%d", a->cfg.r);
     META("targets", "%u", a->cfg.targets);
 #undef META
+    if (!st && hook && hook->save) st = hook->save(w, hook->ud, err);
     if (!st) st = lt_st_writer_write(w, path, err);
     lt_st_writer_free(w);
     return st;
@@ -53,8 +92,8 @@ static int64_t meta_i64(const lt_safetensors *f, const char *k, bool *ok) {
     return x;
 }
 
-static lt_status load_checkpoint(const char *path, lt_adapter *a, train_state *s,
-                                 const lt_train_opts *o, lt_err *err) {
+lt_status lt_train_checkpoint_load(const char *path, lt_adapter *a, lt_train_state *s,
+                                   const lt_train_opts *o, const lt_ckpt_hook *hook, lt_err *err) {
     lt_safetensors *f;
     lt_status st = lt_safetensors_open(path, &f, err);
     if (st) return st;
@@ -71,13 +110,15 @@ static lt_status load_checkpoint(const char *path, lt_adapter *a, train_state *s
                         "seed %lld; this run has %lld, seed %llu)", path, (long long)np,
                         (long long)seed, (long long)a->n_params, (unsigned long long)o->seed);
     }
-    for (int i = 0; i < 3 && !st; i++) {
+    for (int i = 0; i < (s->q8 ? 1 : 3) && !st; i++) { // 8-bit moments: lt_adamw8_ckpt_load
         const lt_st_tensor *t = lt_safetensors_find(f, names[i]);
         if (!t || t->dtype != LT_DTYPE_F32 || t->numel != a->n_params)
             st = lt_err_set(err, LT_ERR_FORMAT, "%s: tensor %s missing or not F32[%lld]", path,
                             names[i], (long long)a->n_params);
         else memcpy(dst[i], t->data, sizeof(float) * (size_t)a->n_params);
     }
+    if (!st && s->q8) st = lt_adamw8_ckpt_load(f, s->q8, path, err);
+    if (!st && hook && hook->load) st = hook->load(f, hook->ud, err);
     if (!st) s->step = step, s->epoch = epoch, s->cursor = cursor;
     lt_safetensors_close(f);
     return st;
@@ -136,16 +177,16 @@ lt_status lt_train(lt_model *m, lt_adapter *a, const lt_dataset *train, const lt
     char ckpt_path[4096] = "";
     lt_ctx *c = NULL;
     FILE *mf = NULL;
-    train_state s = {0};
+    lt_train_state s = {0};
     int32_t *ids = lt_alloc(bt * 4), *lab = lt_alloc(bt * 4), *km = lt_alloc(bt * 4);
     int64_t *perm = lt_alloc(sizeof(int64_t) * (size_t)train->n);
     int64_t *idx = lt_alloc(sizeof(int64_t) * (size_t)B * (size_t)A);
-    s.m = lt_calloc((size_t)a->n_params, sizeof(float));
-    s.v = lt_calloc((size_t)a->n_params, sizeof(float));
-    if (!ids || !lab || !km || !perm || !idx || !s.m || !s.v) {
+    if (!ids || !lab || !km || !perm || !idx) {
         st = lt_err_set(err, LT_ERR_OOM, "out of memory");
         goto done;
     }
+    if ((st = lt_train_state_init(&s, a->n_params, err))) goto done;
+    if (o->optim == LT_OPTIM_ADAMW_8BIT && (st = lt_train_state_use_8bit(&s, a, err))) goto done;
     lt_ctx_opts co = {.B = B, .T = T, .train = true, .checkpoint = o->checkpoint_activations};
     if ((st = lt_ctx_new(m, &co, &c, err))) goto done;
     if (o->out_dir) {
@@ -155,7 +196,7 @@ lt_status lt_train(lt_model *m, lt_adapter *a, const lt_dataset *train, const lt
             goto done;
         }
         if (o->resume && lt_file_exists(ckpt_path)) {
-            if ((st = load_checkpoint(ckpt_path, a, &s, o, err))) goto done;
+            if ((st = lt_train_checkpoint_load(ckpt_path, a, &s, o, NULL, err))) goto done;
             if (!o->quiet) lt_info("resuming from %s at step %lld", ckpt_path, (long long)s.step);
         }
     }
@@ -172,7 +213,7 @@ lt_status lt_train(lt_model *m, lt_adapter *a, const lt_dataset *train, const lt
     while (s.step < total) {
         double ts = lt_time_sec();
         // examples of this step: rows of the current epoch; past its end, padding rows
-        for (int i = 0; i < B * A; i++) idx[i] = s.cursor < train->n ? perm[s.cursor++] : -1;
+        lt_train_take(&s, perm, train->n, idx, B * A);
         int64_t ntgt = 0;
         for (int mb = 0; mb < A; mb++) {
             size_t off = (size_t)mb * (size_t)B * (size_t)T;
@@ -192,16 +233,8 @@ lt_status lt_train(lt_model *m, lt_adapter *a, const lt_dataset *train, const lt
             for (size_t i = 0; i < (size_t)B * (size_t)T; i++) tok_seen += km[off + i];
         }
         double loss = ntgt ? loss_sum / (double)ntgt : NAN;
-        double gnorm = lt_clip_grad_norm(a->grads, a->n_params, o->max_grad_norm);
-        float lr = o->lr * lt_sched_factor(o->sched, s.step, warmup, total);
-        lt_adamw_update(a->params, a->grads, s.m, s.v, a->n_params, lr, o->beta1, o->beta2, o->eps,
-                        o->weight_decay, s.step + 1);
-        s.step++;
-        if (s.cursor >= train->n) { // epoch done: next step starts a new order
-            s.epoch++;
-            s.cursor = 0;
-            lt_dataset_order(perm, train->n, o->seed, s.epoch);
-        }
+        float lr;
+        double gnorm = lt_train_apply(a, &s, o, total, warmup, perm, train->n, &lr);
         train_time += lt_time_sec() - ts;
         if (s.step == start_step + 1) res->first_loss = loss;
         res->last_loss = loss;
@@ -232,7 +265,7 @@ lt_status lt_train(lt_model *m, lt_adapter *a, const lt_dataset *train, const lt
             lt_progress_update(&pb, (long)s.step, extra);
         }
         if (ckpt_path[0] && o->save_every > 0 && s.step % o->save_every == 0 && !last)
-            if ((st = save_checkpoint(ckpt_path, a, &s, o, err))) goto done;
+            if ((st = lt_train_checkpoint_save(ckpt_path, a, &s, o, NULL, err))) goto done;
         if (o->stop_after > 0 && s.step >= o->stop_after && !last) goto done; // simulated kill
     }
     if (!o->quiet) lt_progress_finish(&pb);
@@ -245,9 +278,10 @@ lt_status lt_train(lt_model *m, lt_adapter *a, const lt_dataset *train, const lt
 done:
     res->steps = s.step;
     res->peak_rss_kb = lt_peak_rss_kb();
+    res->optim_state_bytes = lt_train_state_bytes(&s, a->n_params);
     if (mf) fclose(mf);
     lt_ctx_free(c);
     lt_free(ids), lt_free(lab), lt_free(km), lt_free(perm), lt_free(idx);
-    lt_free(s.m), lt_free(s.v);
+    lt_train_state_deinit(&s);
     return st;
 }

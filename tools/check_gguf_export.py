@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""Check GGUF files written by `loratune export` with the reference `gguf` package (gguf-py, from
+llama.cpp) and with transformers' GGUF loader.
+
+    python tools/check_gguf_export.py model BASE FILE.gguf [--adapter DIR] [--tol REL]
+    python tools/check_gguf_export.py lora  BASE FILE.gguf --adapter DIR
+
+BASE is the model the export started from: a Hugging Face directory (its config.json gives the
+expected hyper-parameters) or a .gguf file (loaded with transformers' GGUF support, which
+dequantises it and un-permutes q/k); --adapter the PEFT adapter that was merged (model) or
+converted (lora).
+
+model: gguf-py parses the file; checks general.architecture / general.file_type and the
+  <arch>.* keys llama.cpp reads against config.json, the tokenizer.ggml.* keys when present
+  (tokens and token_type of vocab_size entries, merges or scores), every tensor llama.cpp
+  expects with its ne[] and ggml type (1-D tensors F32; 2-D in the file type, F16 where a Q8_0
+  row is not a multiple of 32). Then transformers loads the file (from_pretrained(gguf_file=):
+  dequantises, un-permutes attn_q/attn_k for llama) and its logits are compared with
+  PeftModel(base, adapter) - the unmerged model - in float32 on 3 x T pseudo-random ids
+  (T = 32, or the base's sliding window, which llama.cpp's llama graph does not apply).
+  Tolerance REL * max(1, max |logit|), REL by file type: F32 1e-4, F16 1e-2, BF16 5e-2,
+  Q8_0 1e-1 (the rule of `loratune export --verify`).
+lora: keys general.type = adapter, adapter.type = lora, adapter.lora.alpha (f32), the
+  architecture; one .lora_a (ne [in, r]) and .lora_b (ne [r, out]) per PEFT module under
+  llama.cpp's names; and the values: alpha / r * lora_b @ lora_a (llama.cpp's scale, r = lora_b
+  ne[0]) must equal PEFT's scale * B @ A, with rows permuted as convert_hf_to_gguf.py's
+  LlamaModel.permute does for attn_q / attn_k of llama (max relative difference <= 1e-5 for
+  F32 files, 1e-2 for F16/BF16).
+Exit status 0 when every check passes, 1 otherwise.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import warnings
+
+import numpy as np
+import torch
+import transformers
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+from peft import PeftModel
+import gguf
+from gguf import GGUFReader, GGMLQuantizationType as QT
+
+MODS = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
+        "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
+FTYPE = {0: ("F32", 1e-4), 1: ("F16", 1e-2), 7: ("Q8_0", 1e-1), 32: ("BF16", 5e-2)}
+fails = []
+
+
+def check(cond, msg):
+    if not cond:
+        fails.append(msg)
+        print("FAIL:", msg)
+    return cond
+
+
+def kv(reader, key):
+    f = reader.fields.get(key)
+    if f is None:
+        return None
+    return f.contents()
+
+
+def permute(w, n_head, n_head_kv):
+    # convert_hf_to_gguf.py LlamaModel.permute
+    if n_head_kv is not None and n_head != n_head_kv:
+        n_head = n_head_kv
+    return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
+            .swapaxes(1, 2).reshape(w.shape))
+
+
+def gguf_name(hf):
+    # model.layers.N.self_attn.q_proj -> blk.N.attn_q.weight ; lm_head -> output.weight
+    if hf == "lm_head":
+        return "output.weight", None, None
+    p = hf.split(".")
+    return f"blk.{p[2]}.{MODS[p[-1]]}.weight", int(p[2]), p[-1]
+
+
+def load_base(base):
+    if base.endswith(".gguf"):
+        d, f = os.path.split(os.path.abspath(base))
+        return AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32,
+                                                    attn_implementation="eager")
+    return AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32,
+                                                attn_implementation="eager").float()
+
+
+def base_config(base):
+    if base.endswith(".gguf"):  # the config transformers derives from the GGUF metadata
+        cfg = load_base(base).config.to_dict()
+        cfg.setdefault("rms_norm_eps", cfg.get("rms_norm_eps"))
+        return cfg
+    with open(os.path.join(base, "config.json")) as f:
+        return json.load(f)
+
+
+def check_model(args, cfg):
+    r = GGUFReader(args.gguf)
+    arch = kv(r, "general.architecture")
+    mt = cfg["model_type"]
+    check(arch == ("qwen2" if mt == "qwen2" else "llama"), f"general.architecture {arch} for {mt}")
+    ft = kv(r, "general.file_type")
+    check(ft in FTYPE, f"general.file_type {ft}")
+    fname, rel = FTYPE.get(ft, ("?", 1e-1))
+    if args.tol is not None:
+        rel = args.tol
+    hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    rope = cfg.get("rope_parameters", {}).get("rope_theta", cfg.get("rope_theta", 10000.0))
+    want = {
+        "block_count": cfg["num_hidden_layers"], "context_length": cfg["max_position_embeddings"],
+        "embedding_length": cfg["hidden_size"], "feed_forward_length": cfg["intermediate_size"],
+        "attention.head_count": cfg["num_attention_heads"],
+        "attention.head_count_kv": cfg.get("num_key_value_heads", cfg["num_attention_heads"]),
+        "rope.dimension_count": hd, "rope.freq_base": rope,
+        "attention.layer_norm_rms_epsilon": cfg["rms_norm_eps"],
+    }
+    for k, v in want.items():
+        got = kv(r, f"{arch}.{k}")
+        ok = got is not None and (math.isclose(float(got), float(v), rel_tol=1e-6))
+        check(ok, f"{arch}.{k} = {got}, config.json says {v}")
+    V = cfg["vocab_size"]
+    toks = kv(r, "tokenizer.ggml.tokens")
+    if toks is not None:
+        tm = kv(r, "tokenizer.ggml.model")
+        tt = kv(r, "tokenizer.ggml.token_type")
+        check(len(toks) == V and tt is not None and len(tt) == V,
+              f"tokenizer: {len(toks)} tokens / {len(tt) if tt else 0} types for vocab {V}")
+        check(tm in ("gpt2", "llama"), f"tokenizer.ggml.model {tm}")
+        extra = kv(r, "tokenizer.ggml.merges" if tm == "gpt2" else "tokenizer.ggml.scores")
+        check(extra is not None, f"tokenizer {tm} without merges/scores")
+        print(f"tokenizer: model {tm}, pre {kv(r, 'tokenizer.ggml.pre')}, {len(toks)} tokens, "
+              f"bos {kv(r, 'tokenizer.ggml.bos_token_id')} eos {kv(r, 'tokenizer.ggml.eos_token_id')}")
+    else:
+        print("tokenizer: none in the file")
+    # tensors
+    L = cfg["num_hidden_layers"]
+    C, F = cfg["hidden_size"], cfg["intermediate_size"]
+    NH, NKV = want["attention.head_count"], want["attention.head_count_kv"]
+    tied = cfg.get("tie_word_embeddings", False)
+    bias = mt == "qwen2" or cfg.get("attention_bias", False)
+    exp = {"token_embd.weight": (C, V), "output_norm.weight": (C,)}
+    if not tied:
+        exp["output.weight"] = (C, V)
+    for i in range(L):
+        exp.update({f"blk.{i}.attn_norm.weight": (C,), f"blk.{i}.ffn_norm.weight": (C,),
+                    f"blk.{i}.attn_q.weight": (C, NH * hd), f"blk.{i}.attn_k.weight": (C, NKV * hd),
+                    f"blk.{i}.attn_v.weight": (C, NKV * hd), f"blk.{i}.attn_output.weight": (NH * hd, C),
+                    f"blk.{i}.ffn_gate.weight": (C, F), f"blk.{i}.ffn_up.weight": (C, F),
+                    f"blk.{i}.ffn_down.weight": (F, C)})
+        if bias:
+            exp.update({f"blk.{i}.attn_q.bias": (NH * hd,), f"blk.{i}.attn_k.bias": (NKV * hd,),
+                        f"blk.{i}.attn_v.bias": (NKV * hd,)})
+    have = {t.name: t for t in r.tensors}
+    check(set(have) >= set(exp), f"missing tensors {sorted(set(exp) - set(have))[:5]}")
+    main_t = QT[fname] if fname != "?" else None
+    types = {}
+    for n, ne in exp.items():
+        t = have.get(n)
+        if t is None:
+            continue
+        check(tuple(int(x) for x in t.shape) == ne, f"{n}: ne {tuple(t.shape)} expected {ne}")
+        want_t = QT.F32 if len(ne) == 1 else main_t
+        if want_t == QT.Q8_0 and ne[0] % 32:
+            want_t = QT.F16
+        check(t.tensor_type == want_t, f"{n}: type {t.tensor_type.name} expected {want_t.name if want_t else '?'}")
+        types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
+    print(f"gguf-py: {len(r.tensors)} tensors {types}, {len(r.fields)} keys, arch {arch}, "
+          f"file_type {ft} ({fname})")
+    # transformers: load the GGUF and compare logits with the unmerged PEFT model
+    d, f = os.path.split(os.path.abspath(args.gguf))
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32,
+                                                 attn_implementation="eager").eval()
+    base = load_base(args.base)
+    ref_model = PeftModel.from_pretrained(base, args.adapter).eval() if args.adapter else base.eval()
+    T = 32
+    if cfg.get("sliding_window"):
+        T = min(T, cfg["sliding_window"])
+    torch.manual_seed(0)
+    ids = torch.randint(0, V, (3, T))
+    ids[:, 0] = cfg.get("bos_token_id") or 1
+    with torch.no_grad():
+        ref = ref_model(input_ids=ids).logits.float()
+        got = model(input_ids=ids).logits.float()
+    md = float((got - ref).abs().max())
+    tol = rel * max(1.0, float(ref.abs().max()))
+    print(f"transformers from_pretrained(gguf_file) vs PEFT unmerged: max |logit diff| {md:.3e} "
+          f"(max |logit| {float(ref.abs().max()):.3g}, tol {tol:.3g}), 3 x {T} tokens")
+    check(md <= tol, f"logits differ by {md:.3g} > {tol:.3g}")
+
+
+def check_lora(args, cfg):
+    r = GGUFReader(args.gguf)
+    mt = cfg["model_type"]
+    arch = "qwen2" if mt == "qwen2" else "llama"
+    check(kv(r, "general.type") == "adapter", f"general.type {kv(r, 'general.type')}")
+    check(kv(r, "adapter.type") == "lora", f"adapter.type {kv(r, 'adapter.type')}")
+    check(kv(r, "general.architecture") == arch, f"general.architecture {kv(r, 'general.architecture')}")
+    af = r.fields.get("adapter.lora.alpha")
+    check(af is not None and af.types[0] == gguf.GGUFValueType.FLOAT32, "adapter.lora.alpha f32")
+    alpha = float(kv(r, "adapter.lora.alpha"))
+    with open(os.path.join(args.adapter, "adapter_config.json")) as f:
+        acfg = json.load(f)
+    rank, a0 = acfg["r"], acfg["lora_alpha"]
+    scale = a0 / math.sqrt(rank) if acfg.get("use_rslora") else a0 / rank
+    print(f"adapter.lora.alpha {alpha:g} (PEFT alpha {a0}, r {rank}, rsLoRA {acfg.get('use_rslora')}:"
+          f" llama.cpp scale alpha/r = {alpha / rank:g}, PEFT scale {scale:g})")
+    check(math.isclose(alpha / rank, scale, rel_tol=1e-6), "llama.cpp scale differs from PEFT's")
+    sd = load_file(os.path.join(args.adapter, "adapter_model.safetensors"))
+    have = {t.name: t for t in r.tensors}
+    NH = cfg["num_attention_heads"]
+    NKV = cfg.get("num_key_value_heads", NH)
+    worst = 0.0
+    n = 0
+    for k in sorted(sd):
+        if not k.endswith(".lora_A.weight"):
+            continue
+        mod = k[len("base_model.model."):-len(".lora_A.weight")]
+        A, B = sd[k].float(), sd[k.replace("lora_A", "lora_B")].float()
+        name, layer, short = gguf_name(mod)
+        ta, tb = have.get(name + ".lora_a"), have.get(name + ".lora_b")
+        if not check(ta is not None and tb is not None, f"{name}.lora_a/.lora_b missing"):
+            continue
+        n += 1
+        check(tuple(int(x) for x in ta.shape) == (A.shape[1], A.shape[0]),
+              f"{name}.lora_a ne {tuple(ta.shape)}, expected {(A.shape[1], A.shape[0])}")
+        check(tuple(int(x) for x in tb.shape) == (B.shape[1], B.shape[0]),
+              f"{name}.lora_b ne {tuple(tb.shape)}, expected {(B.shape[1], B.shape[0])}")
+        ga = torch.from_numpy(np.array(ta.data, dtype=np.float32)).reshape(A.shape)
+        gb = torch.from_numpy(np.array(tb.data, dtype=np.float32)).reshape(B.shape)
+        want = scale * (B @ A)
+        if arch == "llama" and short in ("q_proj", "k_proj"):
+            want = permute(want, NH, NKV if short == "k_proj" else NH)
+        got = alpha / int(tb.shape[0]) * (gb @ ga)
+        worst = max(worst, float((got - want).abs().max() / want.abs().max()))
+    ftypes = sorted({t.tensor_type.name for t in r.tensors})
+    lim = 1e-5 if ftypes == ["F32"] else 1e-2
+    print(f"gguf-py: {len(r.tensors)} tensors ({n} modules, types {ftypes}); "
+          f"max relative |llama.cpp delta - PEFT delta| = {worst:.3e} (limit {lim:g})")
+    check(len(r.tensors) == 2 * n, f"{len(r.tensors)} tensors for {n} modules")
+    check(worst <= lim, "LoRA deltas differ")
+
+
+def main():
+    ap = argparse.ArgumentParser(description="check loratune GGUF exports")
+    ap.add_argument("kind", choices=["model", "lora"])
+    ap.add_argument("base")
+    ap.add_argument("gguf")
+    ap.add_argument("--adapter")
+    ap.add_argument("--tol", type=float)
+    args = ap.parse_args()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore")
+    cfg = base_config(args.base)
+    if args.kind == "model":
+        check_model(args, cfg)
+    else:
+        if not args.adapter:
+            print("lora needs --adapter")
+            return 2
+        check_lora(args, cfg)
+    print("OK" if not fails else f"FAILED ({len(fails)} checks)")
+    return 0 if not fails else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

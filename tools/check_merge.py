@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Check a model directory written by `loratune merge` against transformers + PEFT.
+
+    python tools/check_merge.py BASE ADAPTER_DIR MERGED_DIR [--tol REL] [--tokens T]
+
+BASE         the base model loratune merged into: a Hugging Face directory, or a .gguf file
+             (loaded with transformers' GGUF support, which dequantises and un-permutes q/k).
+ADAPTER_DIR  the PEFT adapter (adapter_config.json + adapter_model.safetensors).
+MERGED_DIR   loratune's output (config.json + model.safetensors or shards + index).
+
+1. Logits: the merged directory loaded with AutoModelForCausalLM (computed in float32 from its
+   stored weights) against PeftModel(base in float32, adapter) - the unmerged model - on fixed
+   inputs: the fixture's golden input_ids when BASE/../golden.safetensors exists, else 3 rows of
+   T pseudo-random ids (BOS first). Tolerance: REL * max(1, max |reference logit|), REL by the
+   merged dtype unless --tol is given: float32 1e-4, float16 1e-2, bfloat16 5e-2 (the same rule
+   as `loratune merge --verify`).
+2. Weights (HF bases, merged dtype == base dtype): PEFT's own merge_and_unload() in the base's
+   dtype against the merged file, tensor by tensor: the number of differing elements and the
+   largest difference in units of the dtype's spacing at that value (1 ulp is a tie broken the
+   other way by a different summation order of B @ A).
+3. Files: config.json, tokenizer files of the base present in the output, no leftover temporaries.
+Exit status 0 when all checks pass, 1 otherwise.
+"""
+
+import argparse
+import glob
+import json
+import os
+import sys
+import warnings
+
+import torch
+import transformers
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+from peft import PeftModel
+
+REL = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+TOK_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+             "generation_config.json", "tokenizer.model", "chat_template.jinja"]
+
+
+def load_base(base, dtype):
+    if base.endswith(".gguf"):
+        return AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(base)),
+                                                    gguf_file=os.path.basename(base), dtype=dtype,
+                                                    attn_implementation="eager")
+    return AutoModelForCausalLM.from_pretrained(base, dtype=dtype, attn_implementation="eager")
+
+
+def merged_tensors(d):
+    idx = os.path.join(d, "model.safetensors.index.json")
+    single = os.path.join(d, "model.safetensors")
+    out = {}
+    if os.path.exists(single):
+        return load_file(single)
+    with open(idx) as f:
+        for shard in sorted(set(json.load(f)["weight_map"].values())):
+            out.update(load_file(os.path.join(d, shard)))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description="check a loratune merged model against PEFT")
+    ap.add_argument("base")
+    ap.add_argument("adapter_dir")
+    ap.add_argument("merged_dir")
+    ap.add_argument("--tol", type=float, help="relative tolerance (default by dtype)")
+    ap.add_argument("--tokens", type=int, default=32)
+    args = ap.parse_args()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore")
+    torch.manual_seed(0)
+    ok = True
+
+    with open(os.path.join(args.merged_dir, "config.json")) as f:
+        mcfg = json.load(f)
+    mt = merged_tensors(args.merged_dir)
+    mdtypes = sorted({str(t.dtype).replace("torch.", "") for t in mt.values() if t.is_floating_point()})
+    coarse = "bfloat16" if "bfloat16" in mdtypes else "float16" if "float16" in mdtypes else "float32"
+    rel = args.tol if args.tol is not None else REL[coarse]
+    shards = glob.glob(os.path.join(args.merged_dir, "model-*-of-*.safetensors"))
+    print(f"merged: {len(mt)} tensors, dtypes {mdtypes}, "
+          f"{len(shards) if shards else 1} file(s), config dtype "
+          f"{mcfg.get('torch_dtype', mcfg.get('dtype'))}, tie_word_embeddings "
+          f"{mcfg.get('tie_word_embeddings')}")
+    leftovers = glob.glob(os.path.join(args.merged_dir, "*.tmp.*"))
+    if leftovers:
+        print(f"FAIL: temporary files left: {leftovers}")
+        ok = False
+    if os.path.isdir(args.base):
+        for name in TOK_FILES:
+            if os.path.exists(os.path.join(args.base, name)) and \
+                    not os.path.exists(os.path.join(args.merged_dir, name)):
+                print(f"FAIL: {name} of the base was not copied")
+                ok = False
+
+    # 1. logits: merged (transformers) vs unmerged (PEFT) in float32
+    base = load_base(args.base, torch.float32)
+    ref_model = PeftModel.from_pretrained(base, args.adapter_dir).eval()
+    merged = AutoModelForCausalLM.from_pretrained(args.merged_dir, dtype=torch.float32,
+                                                  attn_implementation="eager").eval()
+    golden = os.path.join(os.path.dirname(os.path.abspath(args.base)), "golden.safetensors")
+    if os.path.isdir(args.base) and os.path.exists(golden):
+        g = load_file(golden)
+        ids, mask = g["input_ids"].long(), g["attention_mask"].long()
+        what = "fixture golden input_ids"
+    else:
+        V = base.config.vocab_size
+        ids = torch.randint(0, V, (3, args.tokens))
+        ids[:, 0] = base.config.bos_token_id if base.config.bos_token_id is not None else 1
+        mask = torch.ones_like(ids)
+        what = f"3 x {args.tokens} random ids"
+    with torch.no_grad():
+        ref = ref_model(input_ids=ids, attention_mask=mask).logits.float()
+        got = merged(input_ids=ids, attention_mask=mask).logits.float()
+    valid = mask.bool()
+    d = (got - ref).abs()[valid]
+    tol = rel * max(1.0, float(ref[valid].abs().max()))
+    with torch.no_grad(), ref_model.disable_adapter():
+        effect = float((ref_model(input_ids=ids, attention_mask=mask).logits.float() - ref).abs()[valid].max())
+    print(f"logits ({what}): max |merged - PEFT unmerged| = {float(d.max()):.3e} "
+          f"(max |logit| {float(ref[valid].abs().max()):.3g}, tol {tol:.3g} = {rel:g} x scale); "
+          f"adapter effect {effect:.3g}")
+    if not float(d.max()) <= tol:
+        print("FAIL: logits differ beyond the tolerance")
+        ok = False
+
+    # 2. weights against PEFT's own merge in the base's dtype
+    if os.path.isdir(args.base):
+        sd0 = load_file(os.path.join(args.base, "model.safetensors")) \
+            if os.path.exists(os.path.join(args.base, "model.safetensors")) else None
+        bdtype = next(t.dtype for t in sd0.values() if t.is_floating_point()) if sd0 else None
+        if bdtype is not None and all(t.dtype == bdtype for t in mt.values() if t.is_floating_point()):
+            b2 = load_base(args.base, bdtype)
+            pm = PeftModel.from_pretrained(b2, args.adapter_dir).merge_and_unload()
+            psd = pm.state_dict()
+            n_diff = n_tot = 0
+            worst = (0.0, None)
+            for k, v in mt.items():
+                if k not in psd:
+                    if k == "lm_head.weight" and "model.embed_tokens.weight" in psd:
+                        continue
+                    print(f"FAIL: {k} is not in PEFT's merged model")
+                    ok = False
+                    continue
+                p = psd[k].to(v.dtype)
+                dd = (v.float() - p.float()).abs()
+                n_tot += v.numel()
+                n_diff += int((dd > 0).sum())
+                if v.is_floating_point() and v.dtype != torch.float32:
+                    # in units of the spacing of the dtype at the larger magnitude
+                    sp = torch.maximum(v.float().abs(), p.float().abs())
+                    mant = 7 if v.dtype == torch.bfloat16 else 10
+                    spacing = torch.pow(2.0, torch.floor(torch.log2(torch.clamp(sp, min=1e-30))) - mant)
+                    u = float((dd / spacing).max())
+                else:
+                    u = float(dd.max() / max(float(p.float().abs().max()), 1e-30))
+                if u > worst[0]:
+                    worst = (u, k)
+            unit = "ulp" if bdtype != torch.float32 else "relative"
+            print(f"weights vs PEFT merge_and_unload ({str(bdtype).replace('torch.', '')}): "
+                  f"{n_diff} of {n_tot} elements differ, worst {worst[0]:.3g} {unit} ({worst[1]})")
+            if (bdtype != torch.float32 and worst[0] > 1.0) or (bdtype == torch.float32 and worst[0] > 1e-5):
+                print("FAIL: weights differ by more than one rounding step")
+                ok = False
+    print("OK" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
