@@ -69,10 +69,14 @@ int main(int argc, char **argv) {
     int runs = argc > 5 ? atoi(argv[5]) : 5;
     if (!model) {
         const char *home = getenv("HOME");
-        snprintf(def, sizeof def, "%s/.cache/loratune/SmolLM2-135M-Instruct.Q4_1.gguf", home ? home : "");
-        if (home && exists(def)) model = def;
-        else if (exists("../shared/data/models/stories260K.bin")) model = "../shared/data/models/stories260K.bin";
-        else model = "tests/fixtures/llama/model";
+        snprintf(def, sizeof def, "%s/.cache/loratune/SmolLM2-135M-Instruct.Q4_1.gguf",
+                 home ? home : "");
+        if (home && exists(def))
+            model = def;
+        else if (exists("../shared/data/models/stories260K.bin"))
+            model = "../shared/data/models/stories260K.bin";
+        else
+            model = "tests/fixtures/llama/model";
     }
     if (P < 1 || N < 1 || runs < 1) {
         fprintf(stderr, "usage: bench_decode [MODEL [ADAPTER|- [P [N [runs]]]]]\n");
@@ -97,11 +101,13 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_decode: %s\n", err.msg);
             break;
         }
-        int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * (size_t)P), *next = malloc(sizeof(int32_t) * (size_t)B);
+        int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * (size_t)P),
+                *next = malloc(sizeof(int32_t) * (size_t)B);
         float *logits = malloc(sizeof(float) * (size_t)B * (size_t)V);
         lt_rng r;
         lt_rng_seed(&r, 1);
-        for (int i = 0; i < B * P; i++) ids[i] = 3 + (int32_t)lt_rng_below(&r, (uint64_t)(V > 3 ? V - 3 : 1));
+        for (int i = 0; i < B * P; i++)
+            ids[i] = 3 + (int32_t)lt_rng_below(&r, (uint64_t)(V > 3 ? V - 3 : 1));
         double tp[64], td[64];
         int nr = runs > 64 ? 64 : runs;
         for (int run = -1; run < nr; run++) { // run -1: warm-up
@@ -111,7 +117,8 @@ int main(int argc, char **argv) {
             double t1 = lt_time_sec();
             int steps = run < 0 ? (N < 4 ? N : 4) : N;
             for (int s = 0; s < steps; s++) {
-                for (int b = 0; b < B; b++) next[b] = lt_sample_argmax(logits + (size_t)b * (size_t)V, V);
+                for (int b = 0; b < B; b++)
+                    next[b] = lt_sample_argmax(logits + (size_t)b * (size_t)V, V);
                 if (lt_model_decode(m, kv, next, 1, NULL, NULL, logits, false, &err)) break;
             }
             double t2 = lt_time_sec();
@@ -123,11 +130,13 @@ int main(int argc, char **argv) {
             qsort(tp, (size_t)nr, sizeof(double), cmp_double);
             qsort(td, (size_t)nr, sizeof(double), cmp_double);
             double p = tp[nr / 2], d = td[nr / 2];
-            printf("{\"bench\":\"decode\",\"model\":\"%s\",\"adapter\":%s%s%s,\"batch\":%d,\"prompt\":%d,"
-                   "\"new\":%d,\"runs\":%d,\"prefill_ms\":%.2f,\"prefill_tok_s\":%.1f,\"decode_ms\":%.2f,"
+            printf("{\"bench\":\"decode\",\"model\":\"%s\",\"adapter\":%s%s%s,\"batch\":%d,"
+                   "\"prompt\":%d,"
+                   "\"new\":%d,\"runs\":%d,\"prefill_ms\":%.2f,\"prefill_tok_s\":%.1f,\"decode_"
+                   "ms\":%.2f,"
                    "\"decode_tok_s\":%.1f,\"ms_per_step\":%.3f,\"kv_mb\":%.1f}\n",
-                   model, adapter ? "\"" : "", adapter ? adapter : "null", adapter ? "\"" : "", B, P, N,
-                   nr, 1e3 * p, (double)B * P / p, 1e3 * d, (double)B * N / d, 1e3 * d / N,
+                   model, adapter ? "\"" : "", adapter ? adapter : "null", adapter ? "\"" : "", B,
+                   P, N, nr, 1e3 * p, (double)B * P / p, 1e3 * d, (double)B * N / d, 1e3 * d / N,
                    (double)lt_kv_bytes(kv) / 1048576.0);
             fflush(stdout);
         }

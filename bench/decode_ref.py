@@ -27,7 +27,7 @@ def load(path, adapter):
     if adapter:
         from peft import PeftModel
         m = PeftModel.from_pretrained(m, adapter)
-    return m.float().eval()
+    return m.eval()  # already float32 (GGUF is dequantised; .float() refuses GGUF models)
 
 
 def run(m, B, P, N, V):

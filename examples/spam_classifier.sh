@@ -47,10 +47,13 @@ case "$MODEL" in
     SETTINGS="--lr 1e-3 --epochs 5 --batch 8 --seq 128 --r 8 --alpha 16 --warmup-ratio 0.05"
     ;;
 *)
-    # A real instruct model (e.g. SmolLM2-135M): fewer epochs at a lower rate; an instruction-like
-    # prompt whose end ("Answer:") is the token the head reads.
+    # A real instruct model (e.g. SmolLM2-135M): a lower rate and an instruction-like prompt whose
+    # end ("Answer:") is the token the head reads. On 2 CPU cores one step of 8 x 64 tokens takes
+    # ~35 s, so this default is a small run (100 messages per class, one epoch, ~12 min); on a
+    # bigger machine drop the cap (add --max-per-class 0) and raise --epochs and --seq.
     [ "$tok_given" = 1 ] || TOKENIZER=""
-    SETTINGS="--lr 3e-4 --epochs 2 --batch 8 --seq 96 --r 8 --alpha 16 --warmup-ratio 0.05"
+    SETTINGS="--lr 3e-4 --epochs 1 --batch 8 --seq 64 --r 8 --alpha 16 --warmup-ratio 0.05
+              --max-per-class 100 --eval-every 6"
     set -- --template 'Is this SMS message spam or ham?\nMessage: {text}\nAnswer:' "$@"
     ;;
 esac

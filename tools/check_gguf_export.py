@@ -18,8 +18,11 @@ model: gguf-py parses the file; checks general.architecture / general.file_type 
   dequantises, un-permutes attn_q/attn_k for llama) and its logits are compared with
   PeftModel(base, adapter) - the unmerged model - in float32 on 3 x T pseudo-random ids
   (T = 32, or the base's sliding window, which llama.cpp's llama graph does not apply).
-  Tolerance REL * max(1, max |logit|), REL by file type: F32 1e-4, F16 1e-2, BF16 5e-2,
-  Q8_0 1e-1 (the rule of `loratune export --verify`).
+  Tolerance REL * max(1, max |logit|), REL by file type: F32 1e-3, F16 1e-1, BF16 and Q8_0
+  5e-1 (the rule of `loratune export --verify`).
+  The exact check comes before it: PEFT's merge_and_unload() in f32, q/k permuted as
+  convert_hf_to_gguf.py does, rounded to each tensor's type by gguf-py (Q8_0 bit-exact with
+  ggml), must equal the file's values within one step of the type (F32: 2^-20 of the row max).
 lora: keys general.type = adapter, adapter.type = lora, adapter.lora.alpha (f32), the
   architecture; one .lora_a (ne [in, r]) and .lora_b (ne [r, out]) per PEFT module under
   llama.cpp's names; and the values: alpha / r * lora_b @ lora_a (llama.cpp's scale, r = lora_b
@@ -47,7 +50,10 @@ from gguf import GGUFReader, GGMLQuantizationType as QT
 
 MODS = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
         "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
-FTYPE = {0: ("F32", 1e-4), 1: ("F16", 1e-2), 7: ("Q8_0", 1e-1), 32: ("BF16", 5e-2)}
+# logits tolerances of `loratune export --verify` (lt_verify_rel_tol): loose, because rounding
+# every weight moves a real model's logits far more than the rounding unit; the weights check
+# is the exact one
+FTYPE = {0: ("F32", 1e-3), 1: ("F16", 1e-1), 7: ("Q8_0", 5e-1), 32: ("BF16", 5e-1)}
 fails = []
 
 
@@ -71,6 +77,20 @@ def permute(w, n_head, n_head_kv):
         n_head = n_head_kv
     return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
             .swapaxes(1, 2).reshape(w.shape))
+
+
+def hf_name(g):
+    # llama.cpp name -> HF name
+    fixed = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
+             "output.weight": "lm_head.weight"}
+    if g in fixed:
+        return fixed[g]
+    p = g.split(".")
+    rev = {v: k for k, v in MODS.items()}
+    if p[2] in ("attn_norm", "ffn_norm"):
+        return f"model.layers.{p[1]}.{'input_layernorm' if p[2] == 'attn_norm' else 'post_attention_layernorm'}.weight"
+    k = rev[p[2]]
+    return f"model.layers.{p[1]}.{'self_attn' if k in ('q_proj', 'k_proj', 'v_proj', 'o_proj') else 'mlp'}.{k}.{p[3]}"
 
 
 def gguf_name(hf):
@@ -171,6 +191,45 @@ def check_model(args, cfg):
         types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
     print(f"gguf-py: {len(r.tensors)} tensors {types}, {len(r.fields)} keys, arch {arch}, "
           f"file_type {ft} ({fname})")
+    # weights, the exact check: PEFT's merge_and_unload() in f32, q/k rows permuted as
+    # convert_hf_to_gguf.py does for llama, rounded to each tensor's type by gguf-py (its Q8_0
+    # is bit-exact with ggml's reference), against the file's values
+    base_m = load_base(args.base)
+    merged = (PeftModel.from_pretrained(base_m, args.adapter).merge_and_unload()
+              if args.adapter else base_m)
+    psd = {k: v.detach().float() for k, v in merged.state_dict().items()}
+    if "lm_head.weight" not in psd:
+        psd["lm_head.weight"] = psd["model.embed_tokens.weight"]
+    worst, worst_name, n_diff, n_tot = 0.0, None, 0, 0
+    for n in exp:
+        t = have.get(n)
+        if t is None:
+            continue
+        w = psd[hf_name(n)]
+        if arch == "llama" and (".attn_q." in n or ".attn_k." in n):
+            w = permute(w, NH, NKV if ".attn_k." in n else NH)
+        ref = w.numpy().astype(np.float32)
+        qt = t.tensor_type
+        want = gguf.quants.dequantize(gguf.quants.quantize(ref, qt), qt).reshape(ref.shape)
+        got = gguf.quants.dequantize(t.data, qt).reshape(ref.shape)
+        dd = np.abs(got.astype(np.float64) - want.astype(np.float64))
+        if qt == QT.F32:
+            unit = np.maximum(np.abs(ref).max(axis=-1, keepdims=True) * 2.0 ** -20, 1e-30)
+        elif qt == QT.Q8_0:  # one quantisation step: the block's scale
+            blocks = np.abs(ref).reshape(*ref.shape[:-1], -1, 32).max(axis=-1) / 127
+            unit = np.maximum(np.repeat(blocks, 32, axis=-1).reshape(ref.shape), 1e-30)
+        else:
+            mant = 7 if qt == QT.BF16 else 10
+            e = np.floor(np.log2(np.maximum(np.abs(want), 2.0 ** -14 if mant == 10 else 1e-38)))
+            unit = 2.0 ** (e - mant)
+        u = float((dd / unit).max())
+        n_diff += int((dd > 0).sum())
+        n_tot += dd.size
+        if u > worst:
+            worst, worst_name = u, n
+    print(f"weights vs PEFT merge_and_unload rounded by gguf-py: {n_diff} of {n_tot} values differ, "
+          f"worst {worst:.3g} steps ({worst_name})")
+    check(worst <= 1.0, f"weights differ by {worst:.3g} steps in {worst_name}")
     # transformers: load the GGUF and compare logits with the unmerged PEFT model
     d, f = os.path.split(os.path.abspath(args.gguf))
     model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32,

@@ -12,16 +12,16 @@
 
 typedef struct cls_job {
     const char *model, *tokenizer;
-    const char *data, *val_data, *test_data; // records; val/test files replace those splits
+    const char *data, *val_data, *test_data;        // records; val/test files replace those splits
     const char *format, *columns, *header, *on_bad; // record reading (data.h lt_read_opts)
-    const char *label_field;                 // default "label"
-    const char *template_src;                // {field} template; NULL: "{text}"
-    const char *labels;                      // explicit label order "a,b,c", or NULL
-    const char *split;                       // train,val,test proportions (default 80,10,10)
-    bool balance;                            // subsample every class to the smallest one
-    int64_t max_per_class;                   // or cap each class (0: off)
-    const char *class_weights;               // auto | none | w1,w2,...
-    const char *best_metric;                 // default macro_f1
+    const char *label_field;                        // default "label"
+    const char *template_src;                       // {field} template; NULL: "{text}"
+    const char *labels;                             // explicit label order "a,b,c", or NULL
+    const char *split;                              // train,val,test proportions (default 80,10,10)
+    bool balance;                                   // subsample every class to the smallest one
+    int64_t max_per_class;                          // or cap each class (0: off)
+    const char *class_weights;                      // auto | none | w1,w2,...
+    const char *best_metric;                        // default macro_f1
     const char *out, *metrics, *targets, *sched, *optim;
     lt_lora_config lc;
     lt_cls_train_opts co;

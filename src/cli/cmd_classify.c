@@ -29,22 +29,29 @@ lt_status cli_open_tokenizer(const char *tok_path, const char *model_path, const
                              lt_tokenizer **out, lt_err *err) {
     struct stat sb;
     if (tok_path) {
-        if (ends_with(tok_path, ".bin")) return lt_tokenizer_load_llama2c(tok_path, m->cfg.n_vocab, out, err);
-        if (stat(tok_path, &sb) == 0 && S_ISDIR(sb.st_mode)) return lt_tokenizer_load_hf_dir(tok_path, out, err);
+        if (ends_with(tok_path, ".bin"))
+            return lt_tokenizer_load_llama2c(tok_path, m->cfg.n_vocab, out, err);
+        if (stat(tok_path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            return lt_tokenizer_load_hf_dir(tok_path, out, err);
         if (ends_with(tok_path, ".gguf")) return lt_tokenizer_load_gguf_file(tok_path, out, err);
         return lt_tokenizer_load_hf(tok_path, NULL, out, err);
     }
-    if (stat(model_path, &sb) == 0 && S_ISDIR(sb.st_mode)) return lt_tokenizer_load_hf_dir(model_path, out, err);
+    if (stat(model_path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return lt_tokenizer_load_hf_dir(model_path, out, err);
     if (m->gguf) return lt_tokenizer_load_gguf(m->gguf, out, err);
-    return lt_err_set(err, LT_ERR_ARG, "%s has no tokenizer: give --tokenizer (a llama2.c "
-                      "tokenizer.bin or a tokenizer.json)", model_path);
+    return lt_err_set(err, LT_ERR_ARG,
+                      "%s has no tokenizer: give --tokenizer (a llama2.c "
+                      "tokenizer.bin or a tokenizer.json)",
+                      model_path);
 }
 
 bool cli_train_task_is_classify(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
         const char *v = NULL;
-        if (!strcmp(argv[i], "--task") && i + 1 < argc) v = argv[i + 1];
-        else if (!strncmp(argv[i], "--task=", 7)) v = argv[i] + 7;
+        if (!strcmp(argv[i], "--task") && i + 1 < argc)
+            v = argv[i + 1];
+        else if (!strncmp(argv[i], "--task=", 7))
+            v = argv[i] + 7;
         if (v) return strcmp(v, "lm") != 0; // other values: cmd_train_classify says what is valid
     }
     return false;
@@ -78,32 +85,49 @@ int cls_job_opts(cls_job *j, cli_opt *o) {
     lt_train_opts *t = &j->co.t;
     const cli_opt all[] = {
         {"model", OPT_STR, &j->model, "model: HF directory, .gguf, or llama2.c .bin"},
-        {"tokenizer", OPT_STR, &j->tokenizer, "tokenizer.json, GGUF or llama2.c tokenizer.bin (default: the model's)"},
-        {"data", OPT_STR, &j->data, "records: .jsonl, .json, .csv or .tsv with text field(s) and a label"},
+        {"tokenizer", OPT_STR, &j->tokenizer,
+         "tokenizer.json, GGUF or llama2.c tokenizer.bin (default: the model's)"},
+        {"data", OPT_STR, &j->data,
+         "records: .jsonl, .json, .csv or .tsv with text field(s) and a label"},
         {"val-data", OPT_STR, &j->val_data, "validation records (instead of a split of --data)"},
         {"test-data", OPT_STR, &j->test_data, "test records (instead of a split of --data)"},
-        {"data-format", OPT_STR, &j->format, "auto | jsonl | json | csv | tsv (default: from the file name)"},
-        {"columns", OPT_STR, &j->columns, "CSV/TSV column names, e.g. label,text (files without a header)"},
-        {"header", OPT_STR, &j->header, "CSV/TSV header line: auto | yes | no (default auto: yes unless --columns)"},
+        {"data-format", OPT_STR, &j->format,
+         "auto | jsonl | json | csv | tsv (default: from the file name)"},
+        {"columns", OPT_STR, &j->columns,
+         "CSV/TSV column names, e.g. label,text (files without a header)"},
+        {"header", OPT_STR, &j->header,
+         "CSV/TSV header line: auto | yes | no (default auto: yes unless --columns)"},
         {"on-bad-record", OPT_STR, &j->on_bad, "skip | stop (default stop)"},
-        {"label-field", OPT_STR, &j->label_field, "field holding the label, string or integer (default label)"},
-        {"template", OPT_STR, &j->template_src, "prompt over the fields, e.g. \"Subject: {subject}\\nBody: {body}\\nLabel:\" (\\n escapes) or @FILE (default {text})"},
-        {"labels", OPT_STR, &j->labels, "label order, e.g. ham,spam (default: sorted values of the data)"},
-        {"split", OPT_STR, &j->split, "train,validation,test proportions, stratified (default 80,10,10)"},
-        {"balance", OPT_BOOL, &j->balance, "subsample every class to the size of the smallest (seeded)"},
-        {"max-per-class", OPT_I64, &j->max_per_class, "keep at most N examples of each class (seeded)"},
-        {"class-weights", OPT_STR, &j->class_weights, "auto | none | w1,w2,...: loss weight per class (default none)"},
-        {"best-metric", OPT_STR, &j->best_metric, "macro_f1 | accuracy | weighted_f1 | loss ...: best checkpoint (default macro_f1)"},
-        {"out", OPT_STR, &j->out, "output directory (default out/classifier): adapter, best/, report.json, curves.svg"},
+        {"label-field", OPT_STR, &j->label_field,
+         "field holding the label, string or integer (default label)"},
+        {"template", OPT_STR, &j->template_src,
+         "prompt over the fields, e.g. \"Subject: {subject}\\nBody: {body}\\nLabel:\" (\\n "
+         "escapes) or @FILE (default {text})"},
+        {"labels", OPT_STR, &j->labels,
+         "label order, e.g. ham,spam (default: sorted values of the data)"},
+        {"split", OPT_STR, &j->split,
+         "train,validation,test proportions, stratified (default 80,10,10)"},
+        {"balance", OPT_BOOL, &j->balance,
+         "subsample every class to the size of the smallest (seeded)"},
+        {"max-per-class", OPT_I64, &j->max_per_class,
+         "keep at most N examples of each class (seeded; with --balance: both)"},
+        {"class-weights", OPT_STR, &j->class_weights,
+         "auto | none | w1,w2,...: loss weight per class (default none)"},
+        {"best-metric", OPT_STR, &j->best_metric,
+         "macro_f1 | accuracy | weighted_f1 | loss ...: best checkpoint (default macro_f1)"},
+        {"out", OPT_STR, &j->out,
+         "output directory (default out/classifier): adapter, best/, report.json, curves.svg"},
         {"metrics", OPT_STR, &j->metrics, "metrics JSONL (default <out>/metrics.jsonl)"},
         {"r", OPT_INT, &j->lc.r, "LoRA rank (default 8)"},
         {"alpha", OPT_FLOAT, &j->lc.alpha, "lora_alpha (default 16)"},
         {"dropout", OPT_FLOAT, &j->lc.dropout, "lora_dropout (default 0.05)"},
         {"rslora", OPT_BOOL, &j->lc.rslora, "rank-stabilised scaling alpha/sqrt(r)"},
-        {"targets", OPT_STR, &j->targets, "modules: all or a list like q_proj,v_proj (default all)"},
+        {"targets", OPT_STR, &j->targets,
+         "modules: all or a list like q_proj,v_proj (default all)"},
         {"lr", OPT_FLOAT, &t->lr, "peak learning rate (default 3e-4)"},
         {"sched", OPT_STR, &j->sched, "constant | linear | cosine (default cosine)"},
-        {"optim", OPT_STR, &j->optim, "adamw | adamw_8bit (bitsandbytes' 8-bit AdamW states) (default adamw)"},
+        {"optim", OPT_STR, &j->optim,
+         "adamw | adamw_8bit (bitsandbytes' 8-bit AdamW states) (default adamw)"},
         {"warmup-steps", OPT_INT, &t->warmup_steps, "warmup steps"},
         {"warmup-ratio", OPT_FLOAT, &t->warmup_ratio, "warmup as a fraction of the steps"},
         {"weight-decay", OPT_FLOAT, &t->weight_decay, "AdamW weight decay (default 0)"},
@@ -111,11 +135,15 @@ int cls_job_opts(cls_job *j, cli_opt *o) {
         {"epochs", OPT_INT, &t->epochs, "epochs (default 3)"},
         {"max-steps", OPT_I64, &t->max_steps, "optimizer steps (overrides --epochs)"},
         {"batch", OPT_INT, &t->B, "micro-batch size (default 8)"},
-        {"seq", OPT_INT, &t->T, "maximum tokens per example (default 128; longer texts keep head + template end)"},
+        {"seq", OPT_INT, &t->T,
+         "maximum tokens per example (default 128; longer texts keep head + template end)"},
         {"accum", OPT_INT, &t->grad_accum, "gradient accumulation steps (default 1)"},
-        {"grad-checkpoint", OPT_BOOL, &t->checkpoint_activations, "recompute blocks in backward (less memory)"},
-        {"seed", OPT_I64, &t->seed, "seed for subsampling, splits, init, order and dropout (default 42)"},
-        {"eval-every", OPT_INT, &t->eval_every, "validate every N steps (default: about 20 times per run)"},
+        {"grad-checkpoint", OPT_BOOL, &t->checkpoint_activations,
+         "recompute blocks in backward (less memory)"},
+        {"seed", OPT_I64, &t->seed,
+         "seed for subsampling, splits, init, order and dropout (default 42)"},
+        {"eval-every", OPT_INT, &t->eval_every,
+         "validate every N steps (default: about 20 times per run)"},
         {"save-every", OPT_INT, &t->save_every, "write a resumable checkpoint every N steps"},
         {"resume", OPT_BOOL, &t->resume, "continue from <out>/checkpoint.safetensors if present"},
         {"no-plots", OPT_BOOL, &j->no_plots, "do not write curves.svg"},
@@ -146,22 +174,34 @@ int cls_job_check(const char *cmd, cls_job *j) {
     double f[3];
     if (!j->model) return cli_usage_error(cmd, "--model is required");
     if (!j->data) return cli_usage_error(cmd, "--data is required");
-    if (!strcmp(j->sched, "cosine")) t->sched = LT_SCHED_COSINE;
-    else if (!strcmp(j->sched, "linear")) t->sched = LT_SCHED_LINEAR;
-    else if (!strcmp(j->sched, "constant")) t->sched = LT_SCHED_CONSTANT;
-    else return cli_usage_error(cmd, "--sched must be constant, linear or cosine, not \"%s\"", j->sched);
-    if (!strcmp(j->optim, "adamw")) t->optim = LT_OPTIM_ADAMW;
-    else if (!strcmp(j->optim, "adamw_8bit")) t->optim = LT_OPTIM_ADAMW_8BIT;
-    else return cli_usage_error(cmd, "--optim must be adamw or adamw_8bit, not \"%s\"", j->optim);
+    if (!strcmp(j->sched, "cosine"))
+        t->sched = LT_SCHED_COSINE;
+    else if (!strcmp(j->sched, "linear"))
+        t->sched = LT_SCHED_LINEAR;
+    else if (!strcmp(j->sched, "constant"))
+        t->sched = LT_SCHED_CONSTANT;
+    else
+        return cli_usage_error(cmd, "--sched must be constant, linear or cosine, not \"%s\"",
+                               j->sched);
+    if (!strcmp(j->optim, "adamw"))
+        t->optim = LT_OPTIM_ADAMW;
+    else if (!strcmp(j->optim, "adamw_8bit"))
+        t->optim = LT_OPTIM_ADAMW_8BIT;
+    else
+        return cli_usage_error(cmd, "--optim must be adamw or adamw_8bit, not \"%s\"", j->optim);
     if (!parse_fracs(j->split, f))
-        return cli_usage_error(cmd, "--split expects three proportions train,validation,test with "
-                               "train > 0, e.g. 70,10,20; got \"%s\"", j->split);
+        return cli_usage_error(cmd,
+                               "--split expects three proportions train,validation,test with "
+                               "train > 0, e.g. 70,10,20; got \"%s\"",
+                               j->split);
     lt_cls_metrics probe = {.n_labels = 1};
     double v;
     bool hi;
     if (!lt_cls_metrics_get(&probe, j->best_metric, &v, &hi))
-        return cli_usage_error(cmd, "--best-metric must be macro_f1, accuracy, macro_precision, "
-                               "macro_recall, weighted_f1 or loss, not \"%s\"", j->best_metric);
+        return cli_usage_error(cmd,
+                               "--best-metric must be macro_f1, accuracy, macro_precision, "
+                               "macro_recall, weighted_f1 or loss, not \"%s\"",
+                               j->best_metric);
     if (t->B <= 0 || t->T < 2 || t->grad_accum <= 0)
         return cli_usage_error(cmd, "--batch, --seq and --accum must be positive (--seq >= 2)");
     if (j->lc.r <= 0) return cli_usage_error(cmd, "--r must be positive");
@@ -223,7 +263,8 @@ static int template_fields(const char *t, char names[][64], bool *optional, int 
         if (*q != '}' || q == p + 1 || (size_t)(q - p - (opt ? 2 : 1)) >= 64) continue;
         size_t len = (size_t)(q - p - 1 - (opt ? 1 : 0));
         bool seen = false;
-        for (int i = 0; i < n; i++) seen |= strlen(names[i]) == len && !strncmp(names[i], p + 1, len);
+        for (int i = 0; i < n; i++)
+            seen |= strlen(names[i]) == len && !strncmp(names[i], p + 1, len);
         if (!seen && n < max) {
             memcpy(names[n], p + 1, len);
             names[n][len] = 0;
@@ -250,7 +291,7 @@ static int template_tail(const lt_tokenizer *tok, const char *t) {
 // Rendered texts of a record set with their labels (NULL when a record has none).
 typedef struct texts {
     int64_t n;
-    char **text;        // (n) owned
+    char **text; // (n) owned
     size_t *len;
     const char **label; // (n) borrowed from the records
     int64_t *rec;       // (n) record index (for messages)
@@ -265,7 +306,8 @@ static void texts_free(texts *t) {
 
 static const char *field_label(const lt_record *rec, const char *label_field) {
     const lt_field *f = lt_record_get(rec, label_field);
-    if (!f || (f->type != LT_FIELD_STR && f->type != LT_FIELD_NUM && f->type != LT_FIELD_BOOL) || !f->len)
+    if (!f || (f->type != LT_FIELD_STR && f->type != LT_FIELD_NUM && f->type != LT_FIELD_BOOL) ||
+        !f->len)
         return NULL;
     return f->str;
 }
@@ -331,7 +373,8 @@ static lt_status encode_all(const lt_records *rs, const texts *x, const lt_cls_l
             char where[300], names[200] = "";
             lt_record_where(rs, &rs->rec[x->rec[i]], where, sizeof where);
             for (int k = 0; k < ls->n && strlen(names) < 150; k++)
-                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "", ls->names[k]);
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "",
+                         ls->names[k]);
             st = lt_err_set(err, LT_ERR_FORMAT, "%s: label \"%s\" is not one of the labels (%s)",
                             where, x->label[i], names);
             break;
@@ -371,7 +414,8 @@ static cJSON *labels_json(const cls_job *j, const lt_cls_labels *ls, const char 
     cJSON_AddStringToObject(o, "problem_type", "single_label_classification");
     cJSON_AddNumberToObject(o, "num_labels", ls->n);
     cJSON *l = cJSON_AddArrayToObject(o, "labels");
-    cJSON *i2l = cJSON_AddObjectToObject(o, "id2label"), *l2i = cJSON_AddObjectToObject(o, "label2id");
+    cJSON *i2l = cJSON_AddObjectToObject(o, "id2label"),
+          *l2i = cJSON_AddObjectToObject(o, "label2id");
     char b[32];
     for (int k = 0; k < ls->n && l && i2l && l2i; k++) {
         snprintf(b, sizeof b, "%d", k);
@@ -388,21 +432,26 @@ static cJSON *labels_json(const cls_job *j, const lt_cls_labels *ls, const char 
     cJSON_AddStringToObject(o, "label_field", j->label_field);
     cJSON_AddNumberToObject(o, "max_length", j->co.t.T);
     cJSON_AddNumberToObject(o, "truncation_tail", tail);
-    if (pad >= 0) cJSON_AddNumberToObject(o, "pad_token_id", pad);
-    else cJSON_AddNullToObject(o, "pad_token_id");
-    cJSON_AddStringToObject(o, "pooling", pad >= 0 ? "last token whose id is not pad_token_id"
-                                                  : "last token of the attention mask");
+    if (pad >= 0)
+        cJSON_AddNumberToObject(o, "pad_token_id", pad);
+    else
+        cJSON_AddNullToObject(o, "pad_token_id");
+    cJSON_AddStringToObject(o, "pooling",
+                            pad >= 0 ? "last token whose id is not pad_token_id"
+                                     : "last token of the attention mask");
     // absolute paths, so `classify` finds them from any directory
     char *am = realpath(j->model, NULL), *at = tok_path ? realpath(tok_path, NULL) : NULL;
     cJSON_AddStringToObject(o, "base_model", am ? am : j->model);
-    if (tok_path) cJSON_AddStringToObject(o, "tokenizer", at ? at : tok_path);
-    else cJSON_AddNullToObject(o, "tokenizer");
+    if (tok_path)
+        cJSON_AddStringToObject(o, "tokenizer", at ? at : tok_path);
+    else
+        cJSON_AddNullToObject(o, "tokenizer");
     free(am), free(at); // realpath allocates with malloc
     return o;
 }
 
-static cJSON *run_config(const cls_job *j, const lt_cls_train_opts *co, int64_t total, const char *tmpl,
-                         const int64_t *counts, int K) {
+static cJSON *run_config(const cls_job *j, const lt_cls_train_opts *co, int64_t total,
+                         const char *tmpl, const int64_t *counts, int K) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     const lt_train_opts *t = &co->t;
@@ -417,7 +466,8 @@ static cJSON *run_config(const cls_job *j, const lt_cls_train_opts *co, int64_t 
     cJSON_AddStringToObject(o, "class_weights", j->class_weights);
     if (co->class_w) {
         cJSON *w = cJSON_AddArrayToObject(o, "class_weight_values");
-        for (int k = 0; k < K && w; k++) cJSON_AddItemToArray(w, cJSON_CreateNumber(co->class_w[k]));
+        for (int k = 0; k < K && w; k++)
+            cJSON_AddItemToArray(w, cJSON_CreateNumber(co->class_w[k]));
     }
     cJSON *c = cJSON_AddArrayToObject(o, "train_class_counts");
     for (int k = 0; k < K && c; k++) cJSON_AddItemToArray(c, cJSON_CreateNumber((double)counts[k]));
@@ -459,7 +509,8 @@ static void print_counts(const char *what, const lt_cls_data *d, const lt_cls_la
 lt_status cls_job_run(lt_model *m, const lt_tokenizer *tok, const cls_job *j, cls_job_result *res,
                       lt_err *err) {
     memset(res, 0, sizeof *res);
-    res->val_acc = res->val_f1 = res->val_loss = res->test_acc = res->test_f1 = res->test_loss = NAN;
+    res->val_acc = res->val_f1 = res->val_loss = res->test_acc = res->test_f1 = res->test_loss =
+        NAN;
     res->best_step = -1;
     lt_status st = LT_OK;
     char *tmpl = NULL, *lj_text = NULL, mpath[4096];
@@ -499,12 +550,16 @@ lt_status cls_job_run(lt_model *m, const lt_tokenizer *tok, const cls_job *j, cl
             goto done;
         }
     }
-    if (j->labels) st = lt_cls_labels_parse(&ls, j->labels, err);
-    else st = lt_cls_labels_from_values(&ls, tx[0].label, tx[0].n, err);
+    if (j->labels)
+        st = lt_cls_labels_parse(&ls, j->labels, err);
+    else
+        st = lt_cls_labels_from_values(&ls, tx[0].label, tx[0].n, err);
     if (st) goto done;
     if (ls.n < 2) {
-        st = lt_err_set(err, LT_ERR_ARG, "%s: only one label (\"%s\") in field \"%s\": a classifier "
-                        "needs two or more", j->data, ls.names[0], j->label_field);
+        st = lt_err_set(err, LT_ERR_ARG,
+                        "%s: only one label (\"%s\") in field \"%s\": a classifier "
+                        "needs two or more",
+                        j->data, ls.names[0], j->label_field);
         goto done;
     }
     const int K = ls.n, T = j->co.t.T, tail = template_tail(tok, tmpl);
@@ -513,10 +568,13 @@ lt_status cls_job_run(lt_model *m, const lt_tokenizer *tok, const cls_job *j, cl
     int64_t n_cut = 0;
     if ((st = encode_all(&recs[0], &tx[0], &ls, false, tok, T, tail, &all, &n_cut, err))) goto done;
     for (int f = 1; f < 3; f++)
-        if (files[f] && (st = encode_all(&recs[f], &tx[f], &ls, false, tok, T, tail, &part[f], &n_cut, err)))
+        if (files[f] &&
+            (st = encode_all(&recs[f], &tx[f], &ls, false, tok, T, tail, &part[f], &n_cut, err)))
             goto done;
-    if (n_cut) lt_info("%lld texts longer than %d tokens were cut (start kept with the template's end)",
-                       (long long)n_cut, T);
+    if (n_cut)
+        lt_info("%lld of %lld texts are longer than %d tokens: cut, keeping their start and the "
+                "template's end",
+                (long long)n_cut, (long long)(all.x.n + part[1].x.n + part[2].x.n), T);
     // subsample, split
     keep = lt_alloc((size_t)all.x.n);
     part_of = lt_alloc((size_t)all.x.n);
@@ -530,7 +588,14 @@ lt_status cls_job_run(lt_model *m, const lt_tokenizer *tok, const cls_job *j, cl
     if (j->balance || j->max_per_class > 0) {
         lt_cls_data sub;
         lt_cls_data_init(&sub, K);
-        st = lt_cls_subsample(all.y, all.x.n, K, j->balance ? 0 : j->max_per_class, j->co.t.seed, keep, err);
+        // --balance: as many as the smallest class; --max-per-class: at most N; both: the smaller
+        int64_t cap = j->max_per_class;
+        if (j->balance) {
+            lt_cls_data_counts(&all, counts);
+            for (int k = 0; k < K; k++)
+                if (counts[k] > 0 && (cap <= 0 || counts[k] < cap)) cap = counts[k];
+        }
+        st = lt_cls_subsample(all.y, all.x.n, K, cap, j->co.t.seed, keep, err);
         if (!st) st = lt_cls_data_take(&all, keep, 1, &sub, err);
         lt_cls_data_deinit(&all);
         all = sub;
@@ -566,8 +631,10 @@ lt_status cls_job_run(lt_model *m, const lt_tokenizer *tok, const cls_job *j, cl
     if ((st = lt_adapter_new(m, &lc, j->co.t.seed, &a, err))) goto done;
     lt_cls_train_opts co = j->co;
     co.t.out_dir = j->out;
-    if (j->metrics) co.t.metrics_path = j->metrics;
-    else if (lt_path_join(mpath, sizeof mpath, j->out, "metrics.jsonl")) co.t.metrics_path = mpath;
+    if (j->metrics)
+        co.t.metrics_path = j->metrics;
+    else if (lt_path_join(mpath, sizeof mpath, j->out, "metrics.jsonl"))
+        co.t.metrics_path = mpath;
     co.pad_id = m->cfg.pad_id >= 0 ? m->cfg.pad_id : -1;
     co.class_w = have_w ? cw : NULL;
     co.label_names = (const char *const *)ls.names;
@@ -585,24 +652,29 @@ lt_status cls_job_run(lt_model *m, const lt_tokenizer *tok, const cls_job *j, cl
     {
         char desc[200];
         lt_adapter_describe(a, m, desc, sizeof desc);
-        printf("%s\n%lld steps (batch %d x accum %d, %d epochs), validation every %d steps, best by "
-               "validation %s%s\n", desc, (long long)total, co.t.B, co.t.grad_accum, co.t.epochs,
-               co.t.eval_every, co.best_metric, have_w ? ", class-weighted loss" : "");
+        printf(
+            "%s\n%lld steps (batch %d x accum %d, %d epochs), validation every %d steps, best by "
+            "validation %s%s\n",
+            desc, (long long)total, co.t.B, co.t.grad_accum, co.t.epochs, co.t.eval_every,
+            co.best_metric, have_w ? ", class-weighted loss" : "");
         fflush(stdout);
     }
     if ((st = lt_cls_train(m, a, &part[0], &part[1], &part[2], &co, &tr, err))) goto done;
     if (tr.steps < total) goto done; // stopped early (testing hook)
     res->n_train = part[0].x.n, res->n_val = part[1].x.n, res->n_test = part[2].x.n;
     res->steps = tr.steps, res->best_step = tr.best_step, res->seconds = tr.seconds;
-    if (tr.val.n) res->val_acc = tr.val.accuracy, res->val_f1 = tr.val.macro_f1, res->val_loss = tr.val.loss;
-    if (tr.test.n) res->test_acc = tr.test.accuracy, res->test_f1 = tr.test.macro_f1, res->test_loss = tr.test.loss;
+    if (tr.val.n)
+        res->val_acc = tr.val.accuracy, res->val_f1 = tr.val.macro_f1, res->val_loss = tr.val.loss;
+    if (tr.test.n)
+        res->test_acc = tr.test.accuracy, res->test_f1 = tr.test.macro_f1,
+        res->test_loss = tr.test.loss;
     {
-        printf("trained %lld steps, %lld examples in %.1f s (%.0f examples/s), loss %.4f -> %.4f\n",
+        printf("trained %lld steps, %lld examples in %.1f s (%.1f examples/s), loss %.4f -> %.4f\n",
                (long long)tr.steps, (long long)tr.examples_seen, tr.seconds, tr.examples_per_s,
                tr.first_loss, tr.last_loss);
         if (tr.best_step >= 0)
-            printf("best validation %s %.4f at step %lld -> %s/best\n", co.best_metric, tr.best_value,
-                   (long long)tr.best_step, j->out);
+            printf("best validation %s %.4f at step %lld -> %s/best\n", co.best_metric,
+                   tr.best_value, (long long)tr.best_step, j->out);
         char buf[8192];
         if (tr.val.n) {
             lt_cls_metrics_format(&tr.val, co.label_names, buf, sizeof buf);
@@ -614,10 +686,12 @@ lt_status cls_job_run(lt_model *m, const lt_tokenizer *tok, const cls_job *j, cl
         }
         if (tr.test.n)
             printf("\nresult: test accuracy %.4f, test macro-F1 %.4f (%lld test examples, best "
-                   "checkpoint of step %lld), training %.1f s\n", tr.test.accuracy, tr.test.macro_f1,
-                   (long long)tr.test.n, (long long)(tr.best_step >= 0 ? tr.best_step : tr.steps), tr.seconds);
+                   "checkpoint of step %lld), training %.1f s\n",
+                   tr.test.accuracy, tr.test.macro_f1, (long long)tr.test.n,
+                   (long long)(tr.best_step >= 0 ? tr.best_step : tr.steps), tr.seconds);
         printf("\nwritten: %s/{adapter_config.json, adapter_model.safetensors, labels.json, "
-               "report.json, metrics.jsonl%s}, %s/best/\n", j->out, co.plots ? ", curves.svg" : "", j->out);
+               "report.json, metrics.jsonl%s}, %s/best/\n",
+               j->out, co.plots ? ", curves.svg" : "", j->out);
         fflush(stdout);
     }
 done:
@@ -646,19 +720,22 @@ int cmd_train_classify(int argc, char **argv) {
     int n = cls_job_opts(&j, opts);
     const char *task = NULL;
     bool help = false;
-    opts[n++] = (cli_opt){"task", OPT_STR, &task, "classify (this help) or lm (causal LM; see loratune train --help)"};
+    opts[n++] = (cli_opt){"task", OPT_STR, &task,
+                          "classify (this help) or lm (causal LM; see loratune train --help)"};
     opts[n++] = (cli_opt){"help", OPT_BOOL, &help, "this help"};
     int rc = cli_parse("train", argc, argv, 2, opts, n, NULL, 0, NULL);
     if (rc) return rc;
     if (help) {
-        printf("usage: loratune train --task classify --model PATH --data FILE [flags]\n\n"
-               "Fine-tunes a sequence classifier: LoRA plus a linear head on the last non-pad token\n"
-               "(transformers *ForSequenceClassification, PEFT modules_to_save \"score\").\n\n");
+        printf(
+            "usage: loratune train --task classify --model PATH --data FILE [flags]\n\n"
+            "Fine-tunes a sequence classifier: LoRA plus a linear head on the last non-pad token\n"
+            "(transformers *ForSequenceClassification, PEFT modules_to_save \"score\").\n\n");
         cli_print_opts(opts, n);
         return 0;
     }
     if (!task || strcmp(task, "classify") != 0)
-        return cli_usage_error("train", "--task must be lm or classify, not \"%s\"", task ? task : "");
+        return cli_usage_error("train", "--task must be lm or classify, not \"%s\"",
+                               task ? task : "");
     if ((rc = cls_job_check("train", &j))) return rc;
     lt_err err = {0};
     lt_model *m = NULL;
@@ -721,7 +798,8 @@ static lt_status lines_to_jsonl(const char *path, const char *field, char **out,
             cJSON *obj = cJSON_CreateObject();
             char save = p[l];
             p[l] = 0;
-            char *js = obj && cJSON_AddStringToObject(obj, field, p) ? cJSON_PrintUnformatted(obj) : NULL;
+            char *js =
+                obj && cJSON_AddStringToObject(obj, field, p) ? cJSON_PrintUnformatted(obj) : NULL;
             p[l] = save;
             cJSON_Delete(obj);
             if (!js) {
@@ -762,14 +840,19 @@ int cmd_classify(int argc, char **argv) {
     bool help = false, quiet = false;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "the base model the adapter was trained on"},
-        {"adapter", OPT_STR, &adapter, "adapter directory from train --task classify (e.g. out/classifier/best)"},
+        {"adapter", OPT_STR, &adapter,
+         "adapter directory from train --task classify (e.g. out/classifier/best)"},
         {"tokenizer", OPT_STR, &tok_path, "tokenizer (default: labels.json's, else the model's)"},
         {"text", OPT_STR, &text, "one text to classify"},
-        {"input", OPT_STR, &input, "records (.jsonl/.json/.csv/.tsv), a .txt file or - (stdin): one text per line"},
-        {"data-format", OPT_STR, &format, "record format of --input: auto | jsonl | json | csv | tsv"},
-        {"columns", OPT_STR, &columns, "CSV/TSV column names, e.g. label,text (files without a header)"},
+        {"input", OPT_STR, &input,
+         "records (.jsonl/.json/.csv/.tsv), a .txt file or - (stdin): one text per line"},
+        {"data-format", OPT_STR, &format,
+         "record format of --input: auto | jsonl | json | csv | tsv"},
+        {"columns", OPT_STR, &columns,
+         "CSV/TSV column names, e.g. label,text (files without a header)"},
         {"on-bad-record", OPT_STR, &on_bad, "skip | stop (default stop)"},
-        {"label-field", OPT_STR, &label_field, "gold label field in --input (default: labels.json's); scored when present"},
+        {"label-field", OPT_STR, &label_field,
+         "gold label field in --input (default: labels.json's); scored when present"},
         {"batch", OPT_INT, &B, "texts per forward pass (default 16)"},
         {"seq", OPT_INT, &seq, "maximum tokens (default: the training length in labels.json)"},
         {"out", OPT_STR, &out, "predictions JSONL (default - = stdout)"},
@@ -780,15 +863,19 @@ int cmd_classify(int argc, char **argv) {
     int rc = cli_parse("classify", argc, argv, 2, opts, n_opts, NULL, 0, NULL);
     if (rc) return rc;
     if (help) {
-        printf("usage: loratune classify --model M --adapter DIR (--text T | --input FILE) [flags]\n\n"
-               "Writes one JSON line per text: {\"index\", \"text\", \"label\", \"confidence\", "
-               "\"probs\": {label: p}, \"gold\"}.\n\n");
+        printf(
+            "usage: loratune classify --model M --adapter DIR (--text T | --input FILE) [flags]\n\n"
+            "Writes one JSON line per text: {\"index\", \"text\", \"label\", \"confidence\", "
+            "\"probs\": {label: p}, \"gold\"}.\n\n");
         cli_print_opts(opts, n_opts);
         return 0;
     }
-    if (!model || !adapter) return cli_usage_error("classify", "--model and --adapter are required");
-    if (!text == !input) return cli_usage_error("classify", "give exactly one of --text and --input");
-    if (B <= 0 || seq < 0) return cli_usage_error("classify", "--batch must be positive, --seq >= 0");
+    if (!model || !adapter)
+        return cli_usage_error("classify", "--model and --adapter are required");
+    if (!text == !input)
+        return cli_usage_error("classify", "give exactly one of --text and --input");
+    if (B <= 0 || seq < 0)
+        return cli_usage_error("classify", "--batch must be positive, --seq >= 0");
     lt_err err = {0};
     lt_status st = LT_OK;
     char path[4096];
@@ -816,12 +903,14 @@ int cmd_classify(int argc, char **argv) {
         goto done;
     }
     if ((st = lt_json_parse_file(path, &lj, &err))) {
-        lt_err_wrap(&err, "%s is not a classification adapter (train it with --task classify)", adapter);
+        lt_err_wrap(&err, "%s is not a classification adapter (train it with --task classify)",
+                    adapter);
         goto done;
     }
     if ((st = lt_cls_labels_from_json(&ls, lj, path, &err))) goto done;
     const char *tmpl = lt_json_str(lj, "template", "{text}");
-    int T = (int)lt_json_int(lj, "max_length", 128), tail = (int)lt_json_int(lj, "truncation_tail", 1);
+    int T = (int)lt_json_int(lj, "max_length", 128),
+        tail = (int)lt_json_int(lj, "truncation_tail", 1);
     const cJSON *pj = cJSON_GetObjectItemCaseSensitive(lj, "pad_token_id");
     int32_t pad = cJSON_IsNumber(pj) ? (int32_t)pj->valuedouble : -1;
     if (!label_field) label_field = lt_json_str(lj, "label_field", "label");
@@ -847,8 +936,9 @@ int cmd_classify(int argc, char **argv) {
     if ((st = cli_open_tokenizer(tok_path, model, m, &tok, &err))) goto done;
     if ((st = lt_adapter_load_peft(m, adapter, &a, &err))) goto done;
     if (a->n_labels != ls.n) {
-        st = lt_err_set(&err, LT_ERR_FORMAT, "%s: the adapter's head has %d classes, labels.json %d",
-                        adapter, a->n_labels, ls.n);
+        st =
+            lt_err_set(&err, LT_ERR_FORMAT, "%s: the adapter's head has %d classes, labels.json %d",
+                       adapter, a->n_labels, ls.n);
         goto done;
     }
     // records
@@ -857,8 +947,10 @@ int cmd_classify(int argc, char **argv) {
     if ((st = lt_on_bad_parse(on_bad, &ro.on_bad, &err))) goto done;
     if (text || !strcmp(input, "-") || ends_with(input, ".txt")) {
         if (n_req > 1) {
-            st = lt_err_set(&err, LT_ERR_ARG, "the template \"%s\" needs %d fields: give records "
-                            "(--input FILE.jsonl/.csv/.tsv) rather than plain text", tmpl, n_req);
+            st = lt_err_set(&err, LT_ERR_ARG,
+                            "the template \"%s\" needs %d fields: give records "
+                            "(--input FILE.jsonl/.csv/.tsv) rather than plain text",
+                            tmpl, n_req);
             goto done;
         }
         if (text) {
@@ -931,7 +1023,8 @@ int cmd_classify(int argc, char **argv) {
         cJSON_AddStringToObject(o, "label", ls.names[best]);
         cJSON_AddNumberToObject(o, "confidence", round((double)p[best] * 1e6) / 1e6);
         if ((pr = cJSON_AddObjectToObject(o, "probs")))
-            for (int k = 0; k < ls.n; k++) cJSON_AddNumberToObject(pr, ls.names[k], round((double)p[k] * 1e6) / 1e6);
+            for (int k = 0; k < ls.n; k++)
+                cJSON_AddNumberToObject(pr, ls.names[k], round((double)p[k] * 1e6) / 1e6);
         if (tx.label[i]) cJSON_AddStringToObject(o, "gold", tx.label[i]);
         char *s = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
@@ -944,8 +1037,10 @@ int cmd_classify(int argc, char **argv) {
     }
     if (af_open) {
         af_open = false;
-        if (st) lt_afile_abort(&af);
-        else st = lt_afile_commit(&af, &err);
+        if (st)
+            lt_afile_abort(&af);
+        else
+            st = lt_afile_commit(&af, &err);
     } else {
         fflush(stdout);
     }

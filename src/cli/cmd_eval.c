@@ -103,8 +103,9 @@ static lt_status eval_preds(const eval_args *a, const char *pred_path, const lt_
         const char *gk = gold_key(a, gr);
         const cJSON *gv = gk ? cJSON_GetObjectItemCaseSensitive(gr, gk) : NULL;
         if (!gv || cJSON_IsNull(gv)) {
-            st = lt_err_set(err, LT_ERR_FORMAT, "%s:%lld: no gold %s (give --gold-field)", gold->path,
-                            (long long)gold->line[i], a->gold_field ? a->gold_field : "field");
+            st = lt_err_set(err, LT_ERR_FORMAT, "%s:%lld: no gold %s (give --gold-field)",
+                            gold->path, (long long)gold->line[i],
+                            a->gold_field ? a->gold_field : "field");
             goto done;
         }
         if (a->task == T_EM) {
@@ -122,9 +123,12 @@ static lt_status eval_preds(const eval_args *a, const char *pred_path, const lt_
         } else if (a->task == T_JCLS) {
             // the label itself, or the label_key of a JSON object (possibly held in a string)
             cJSON *o = NULL;
-            if (cJSON_IsObject(gv)) o = cJSON_Duplicate(gv, true);
+            if (cJSON_IsObject(gv))
+                o = cJSON_Duplicate(gv, true);
             else if (cJSON_IsString(gv) && strcmp(gk, "label"))
-                if ((st = lt_json_first_object(gv->valuestring, strlen(gv->valuestring), &o, NULL, NULL, err))) goto done;
+                if ((st = lt_json_first_object(gv->valuestring, strlen(gv->valuestring), &o, NULL,
+                                               NULL, err)))
+                    goto done;
             if (o) {
                 gtext[i] = lt_eval_field_text(o, a->label_key, &owned[3 * i + 2]);
                 if (gtext[i] && !owned[3 * i + 2] && !(owned[3 * i + 2] = lt_strdup(gtext[i]))) {
@@ -137,14 +141,16 @@ static lt_status eval_preds(const eval_args *a, const char *pred_path, const lt_
                 gtext[i] = lt_eval_field_text(gr, gk, &owned[3 * i + 2]);
             }
             if (!gtext[i]) {
-                st = lt_err_set(err, LT_ERR_FORMAT, "%s:%lld: field \"%s\" has no label", gold->path,
-                                (long long)gold->line[i], gk);
+                st = lt_err_set(err, LT_ERR_FORMAT, "%s:%lld: field \"%s\" has no label",
+                                gold->path, (long long)gold->line[i], gk);
                 goto done;
             }
         } else {
-            if (cJSON_IsObject(gv)) gobj[i] = cJSON_Duplicate(gv, true);
+            if (cJSON_IsObject(gv))
+                gobj[i] = cJSON_Duplicate(gv, true);
             else if (cJSON_IsString(gv))
-                if ((st = lt_json_first_object(gv->valuestring, strlen(gv->valuestring), &gobj[i], NULL, NULL, err)))
+                if ((st = lt_json_first_object(gv->valuestring, strlen(gv->valuestring), &gobj[i],
+                                               NULL, NULL, err)))
                     goto done;
             if (!gobj[i]) {
                 st = lt_err_set(err, LT_ERR_FORMAT, "%s:%lld: field \"%s\" holds no JSON object",
@@ -175,11 +181,14 @@ static lt_status eval_preds(const eval_args *a, const char *pred_path, const lt_
                 if (ids[i]) cJSON_AddStringToObject(e, "id", ids[i]);
                 cJSON_AddStringToObject(e, "pred", ptext[i]);
                 cJSON *g = cJSON_AddArrayToObject(e, "gold");
-                for (int k = 0; k < ngold[i]; k++) cJSON_AddItemToArray(g, cJSON_CreateString(galts[i][k]));
+                for (int k = 0; k < ngold[i]; k++)
+                    cJSON_AddItemToArray(g, cJSON_CreateString(galts[i][k]));
             }
             *report = rep;
-            if (errors) *errors = errs;
-            else cJSON_Delete(errs);
+            if (errors)
+                *errors = errs;
+            else
+                cJSON_Delete(errs);
         }
         lt_free(ok);
     } else if (a->task == T_JCLS) {
@@ -221,8 +230,8 @@ done:
 }
 
 static lt_status perplexity(const char *model, const char *adapter, const char *tok_path,
-                            const char *data, int seq, int batch, bool compare_base,
-                            cJSON **report, lt_err *err) {
+                            const char *data, int seq, int batch, bool compare_base, cJSON **report,
+                            lt_err *err) {
     lt_model *m = NULL;
     lt_adapter *a = NULL;
     lt_tokenizer *tok = NULL;
@@ -232,7 +241,8 @@ static lt_status perplexity(const char *model, const char *adapter, const char *
     lt_status st;
     if ((st = lt_model_load(model, &m, err))) goto done;
     if (adapter && (st = lt_adapter_load_peft(m, adapter, &a, err))) goto done;
-    if (lt_data_format_guess(data) != LT_DATA_IDS && (st = cli_open_tokenizer(tok_path, model, m, &tok, err)))
+    if (lt_data_format_guess(data) != LT_DATA_IDS &&
+        (st = cli_open_tokenizer(tok_path, model, m, &tok, err)))
         goto done;
     lt_data_opts o;
     lt_data_opts_default(&o);
@@ -244,7 +254,8 @@ static lt_status perplexity(const char *model, const char *adapter, const char *
     lt_data_summary_describe(&sum, data, &d, &none, seq, desc, sizeof desc);
     lt_info("%s", desc);
     int32_t pad = tok && lt_tokenizer_pad(tok) >= 0 ? lt_tokenizer_pad(tok)
-                : m->cfg.pad_id >= 0 ? m->cfg.pad_id : 0;
+                  : m->cfg.pad_id >= 0              ? m->cfg.pad_id
+                                                    : 0;
     lt_ppl_result r;
     if ((st = lt_eval_perplexity(m, &d, batch, seq, pad, &r, err))) goto done;
     if (!(after = lt_ppl_report(&r))) goto oom;
@@ -275,8 +286,10 @@ done:
 static void print_value(const cJSON *v) {
     if (cJSON_IsNumber(v)) {
         double x = v->valuedouble;
-        if (x == floor(x) && fabs(x) < 1e15) printf("%.0f", x);
-        else printf("%.4f", x);
+        if (x == floor(x) && fabs(x) < 1e15)
+            printf("%.0f", x);
+        else
+            printf("%.4f", x);
     } else if (cJSON_IsNull(v) || !v) {
         printf("null");
     } else if (cJSON_IsString(v)) {
@@ -288,13 +301,15 @@ static void summary_line(const cJSON *rep, const char *key, const char *name) {
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(rep, "before");
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(rep, "after");
     if (a) {
-        const cJSON *va = cJSON_GetObjectItemCaseSensitive(a, key), *vb = cJSON_GetObjectItemCaseSensitive(b, key);
+        const cJSON *va = cJSON_GetObjectItemCaseSensitive(a, key),
+                    *vb = cJSON_GetObjectItemCaseSensitive(b, key);
         if (!va) return;
         printf("  %-28s ", name);
         print_value(vb);
         printf(" -> ");
         print_value(va);
-        if (cJSON_IsNumber(va) && cJSON_IsNumber(vb)) printf("  (%+.4f)", va->valuedouble - vb->valuedouble);
+        if (cJSON_IsNumber(va) && cJSON_IsNumber(vb))
+            printf("  (%+.4f)", va->valuedouble - vb->valuedouble);
         printf("\n");
         return;
     }
@@ -310,27 +325,33 @@ static void print_summary(const cJSON *rep, task_kind t) {
     const cJSON *r = a ? a : rep;
     printf("%s%s\n", lt_json_str(r, "task", "eval"), a ? " (before -> after)" : "");
     static const char *em[][2] = {{"n", "examples"}, {"exact_match", "exact match"}};
-    static const char *cls[][2] = {{"n", "examples"}, {"parse_success_rate", "JSON parse rate"},
-                                   {"accuracy", "accuracy"}, {"macro_precision", "macro precision"},
-                                   {"macro_recall", "macro recall"}, {"macro_f1", "macro F1"},
+    static const char *cls[][2] = {{"n", "examples"},
+                                   {"parse_success_rate", "JSON parse rate"},
+                                   {"accuracy", "accuracy"},
+                                   {"macro_precision", "macro precision"},
+                                   {"macro_recall", "macro recall"},
+                                   {"macro_f1", "macro F1"},
                                    {"avg_confidence", "mean confidence"},
                                    {"avg_reason_length", "mean reason length (chars)"},
                                    {"confidence_correctness_pearson", "confidence~correct (r)"}};
-    static const char *fld[][2] = {{"n", "examples"}, {"parse_success_rate", "JSON parse rate"},
+    static const char *fld[][2] = {{"n", "examples"},
+                                   {"parse_success_rate", "JSON parse rate"},
                                    {"all_fields_exact_match", "exact match, all fields"},
                                    {"macro_field_exact_match", "exact match, mean of fields"}};
-    static const char *ppl[][2] = {{"n_tokens", "tokens"}, {"mean_loss", "mean loss"},
-                                   {"perplexity", "perplexity"}};
+    static const char *ppl[][2] = {
+        {"n_tokens", "tokens"}, {"mean_loss", "mean loss"}, {"perplexity", "perplexity"}};
     const char *(*rows)[2] = t == T_EM ? em : t == T_JCLS ? cls : t == T_JFIELDS ? fld : ppl;
     int nr = t == T_EM ? 2 : t == T_JCLS ? 9 : t == T_JFIELDS ? 4 : 3;
     for (int i = 0; i < nr; i++) summary_line(rep, rows[i][0], rows[i][1]);
     if (t == T_JFIELDS) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(r, "fields");
-        const cJSON *bf = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rep, "before"), "fields");
+        const cJSON *bf = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(rep, "before"), "fields");
         for (const cJSON *e = f ? f->child : NULL; e; e = e->next) {
             printf("  field %-22s ", e->string);
             if (bf) {
-                print_value(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(bf, e->string), "exact_match"));
+                print_value(cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(bf, e->string), "exact_match"));
                 printf(" -> ");
             }
             print_value(cJSON_GetObjectItemCaseSensitive(e, "exact_match"));
@@ -344,8 +365,11 @@ static void print_summary(const cJSON *rep, task_kind t) {
 int cmd_eval(int argc, char **argv) {
     const char *task = NULL, *pred = NULL, *pred_base = NULL, *gold = NULL, *report = NULL,
                *errors_path = NULL, *model = NULL, *adapter = NULL, *tok_path = NULL, *data = NULL;
-    eval_args a = {.label_key = "label", .conf_key = "confidence", .reason_key = "reason",
-                   .num_tol = -1, .n_preview = 20};
+    eval_args a = {.label_key = "label",
+                   .conf_key = "confidence",
+                   .reason_key = "reason",
+                   .num_tol = -1,
+                   .n_preview = 20};
     int seq = 256, batch = 4;
     bool compare_base = false, help = false;
     cli_opt opts[] = {
@@ -354,24 +378,33 @@ int cmd_eval(int argc, char **argv) {
         {"pred-base", OPT_STR, &pred_base, "predictions of the base model: a before/after report"},
         {"gold", OPT_STR, &gold, "gold JSONL (joined by position, or by --join-key)"},
         {"join-key", OPT_STR, &a.join_key, "join predictions and gold by this field (e.g. id)"},
-        {"pred-field", OPT_STR, &a.pred_field, "prediction field (default output, json, prediction, text)"},
-        {"gold-field", OPT_STR, &a.gold_field, "gold field (default per task: answer(s)/label/gold/json/completion/output)"},
-        {"norm", OPT_STR, &a.norm, "normalisation: strip,nfkc,case,spaces,punct,articles | default | squad | none"},
-        {"labels", OPT_STR, &a.labels, "json-class: the label set, comma-separated (default: gold + predicted)"},
-        {"synonyms", OPT_STR, &a.synonyms_path, "json-class: JSON file {\"label\": [\"alias\", ...]}"},
+        {"pred-field", OPT_STR, &a.pred_field,
+         "prediction field (default output, json, prediction, text)"},
+        {"gold-field", OPT_STR, &a.gold_field,
+         "gold field (default per task: answer(s)/label/gold/json/completion/output)"},
+        {"norm", OPT_STR, &a.norm,
+         "normalisation: strip,nfkc,case,spaces,punct,articles | default | squad | none"},
+        {"labels", OPT_STR, &a.labels,
+         "json-class: the label set, comma-separated (default: gold + predicted)"},
+        {"synonyms", OPT_STR, &a.synonyms_path,
+         "json-class: JSON file {\"label\": [\"alias\", ...]}"},
         {"label-key", OPT_STR, &a.label_key, "json-class: key of the label (default label)"},
-        {"confidence-key", OPT_STR, &a.conf_key, "json-class: key of the confidence (default confidence)"},
+        {"confidence-key", OPT_STR, &a.conf_key,
+         "json-class: key of the confidence (default confidence)"},
         {"reason-key", OPT_STR, &a.reason_key, "json-class: key of the reason (default reason)"},
         {"coerce-numbers", OPT_BOOL, &a.coerce, "json-fields: \"3\" equals 3"},
-        {"num-tol", OPT_FLOAT, &a.num_tol, "json-fields: relative tolerance for numbers (default 1e-9)"},
+        {"num-tol", OPT_FLOAT, &a.num_tol,
+         "json-fields: relative tolerance for numbers (default 1e-9)"},
         {"errors", OPT_STR, &errors_path, "error preview JSONL (default <report>.errors.jsonl)"},
         {"n-errors", OPT_INT, &a.n_preview, "errors in the preview (default 20)"},
         {"report", OPT_STR, &report, "report JSON, written atomically (default: printed)"},
         {"model", OPT_STR, &model, "perplexity: the model"},
         {"adapter", OPT_STR, &adapter, "perplexity: PEFT adapter (applied unmerged)"},
-        {"compare-base", OPT_BOOL, &compare_base, "perplexity: also without the adapter (before/after)"},
+        {"compare-base", OPT_BOOL, &compare_base,
+         "perplexity: also without the adapter (before/after)"},
         {"tokenizer", OPT_STR, &tok_path, "perplexity: tokenizer (default: the model's)"},
-        {"data", OPT_STR, &data, "perplexity: .txt, records (.jsonl/.json/.csv/.tsv) or .ids.jsonl"},
+        {"data", OPT_STR, &data,
+         "perplexity: .txt, records (.jsonl/.json/.csv/.tsv) or .ids.jsonl"},
         {"seq", OPT_INT, &seq, "perplexity: sequence length (default 256)"},
         {"batch", OPT_INT, &batch, "perplexity: batch size (default 4)"},
         {"help", OPT_BOOL, &help, "this help"},
@@ -380,19 +413,30 @@ int cmd_eval(int argc, char **argv) {
     int rc = cli_parse("eval", argc, argv, 2, opts, n_opts, NULL, 0, NULL);
     if (rc) return rc;
     if (help) {
-        printf("usage: loratune eval --task TASK --pred P.jsonl --gold G.jsonl [--pred-base B.jsonl] [--report R.json]\n"
-               "       loratune eval --task perplexity --model M [--adapter D [--compare-base]] --data FILE\n\n");
+        printf("usage: loratune eval --task TASK --pred P.jsonl --gold G.jsonl [--pred-base "
+               "B.jsonl] [--report R.json]\n"
+               "       loratune eval --task perplexity --model M [--adapter D [--compare-base]] "
+               "--data FILE\n\n");
         cli_print_opts(opts, n_opts);
         return 0;
     }
     if (!task) return cli_usage_error("eval", "--task is required");
-    if (!strcmp(task, "exact-match")) a.task = T_EM;
-    else if (!strcmp(task, "json-class")) a.task = T_JCLS;
-    else if (!strcmp(task, "json-fields")) a.task = T_JFIELDS;
-    else if (!strcmp(task, "perplexity")) a.task = T_PPL;
-    else return cli_usage_error("eval", "--task must be exact-match, json-class, json-fields or perplexity, not \"%s\"", task);
-    if (a.task == T_PPL && (!model || !data)) return cli_usage_error("eval", "perplexity needs --model and --data");
-    if (a.task != T_PPL && (!pred || !gold)) return cli_usage_error("eval", "--pred and --gold are required");
+    if (!strcmp(task, "exact-match"))
+        a.task = T_EM;
+    else if (!strcmp(task, "json-class"))
+        a.task = T_JCLS;
+    else if (!strcmp(task, "json-fields"))
+        a.task = T_JFIELDS;
+    else if (!strcmp(task, "perplexity"))
+        a.task = T_PPL;
+    else
+        return cli_usage_error(
+            "eval", "--task must be exact-match, json-class, json-fields or perplexity, not \"%s\"",
+            task);
+    if (a.task == T_PPL && (!model || !data))
+        return cli_usage_error("eval", "perplexity needs --model and --data");
+    if (a.task != T_PPL && (!pred || !gold))
+        return cli_usage_error("eval", "--pred and --gold are required");
     if (seq < 2 || batch < 1) return cli_usage_error("eval", "--seq must be >= 2 and --batch >= 1");
     if (a.n_preview < 0) return cli_usage_error("eval", "--n-errors must be >= 0");
 
@@ -402,7 +446,8 @@ int cmd_eval(int argc, char **argv) {
     lt_jsonl g = {0};
     char epath[4096];
     if (a.task == T_PPL) {
-        if ((st = perplexity(model, adapter, tok_path, data, seq, batch, compare_base, &rep, &err))) goto fail;
+        if ((st = perplexity(model, adapter, tok_path, data, seq, batch, compare_base, &rep, &err)))
+            goto fail;
     } else {
         if ((st = lt_jsonl_read(gold, &g, &err))) goto fail;
         if ((st = eval_preds(&a, pred, &g, &rep, &errs, &err))) goto fail;
@@ -429,7 +474,9 @@ int cmd_eval(int argc, char **argv) {
     if (errs) {
         if (!errors_path && report) {
             snprintf(epath, sizeof epath, "%.*s.errors.jsonl",
-                     (int)(strlen(report) > 5 && !strcmp(report + strlen(report) - 5, ".json") ? strlen(report) - 5 : strlen(report)),
+                     (int)(strlen(report) > 5 && !strcmp(report + strlen(report) - 5, ".json")
+                               ? strlen(report) - 5
+                               : strlen(report)),
                      report);
             errors_path = epath;
         }

@@ -22,16 +22,18 @@ static void stream_token(void *ud, int64_t idx, int32_t id, const char *b, size_
 static int collect_stops(int argc, char **argv, const char **stops) {
     int n = 0;
     for (int i = 2; i < argc && n < MAX_STOP; i++) {
-        if (!strcmp(argv[i], "--stop") && i + 1 < argc) stops[n++] = argv[++i];
-        else if (!strncmp(argv[i], "--stop=", 7)) stops[n++] = argv[i] + 7;
+        if (!strcmp(argv[i], "--stop") && i + 1 < argc)
+            stops[n++] = argv[++i];
+        else if (!strncmp(argv[i], "--stop=", 7))
+            stops[n++] = argv[i] + 7;
     }
     return n;
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *adapter = NULL, *tok_path = NULL, *prompt = NULL, *prompts_path = NULL,
-               *schema_path = NULL, *out_path = NULL, *stop_last = NULL, *system = NULL,
-               *chat_tmpl_path = NULL, *tmpl = NULL, *field = NULL;
+    const char *model = NULL, *adapter = NULL, *tok_path = NULL, *prompt = NULL,
+               *prompts_path = NULL, *schema_path = NULL, *out_path = NULL, *stop_last = NULL,
+               *system = NULL, *chat_tmpl_path = NULL, *tmpl = NULL, *field = NULL;
     int max_new = 128, top_k = 0, batch = 8;
     float temperature = -1, top_p = 1, rep = 1;
     int64_t seed = 0;
@@ -39,22 +41,31 @@ int cmd_generate(int argc, char **argv) {
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model: HF directory, .gguf, or llama2.c .bin"},
         {"adapter", OPT_STR, &adapter, "PEFT adapter directory, applied unmerged (default: none)"},
-        {"tokenizer", OPT_STR, &tok_path, "tokenizer.json, GGUF or llama2.c tokenizer.bin (default: the model's)"},
+        {"tokenizer", OPT_STR, &tok_path,
+         "tokenizer.json, GGUF or llama2.c tokenizer.bin (default: the model's)"},
         {"prompt", OPT_STR, &prompt, "one prompt (the output is streamed to stdout)"},
-        {"prompts", OPT_STR, &prompts_path, "prompts: .txt (one per line) or records (.jsonl/.json/.csv/.tsv)"},
-        {"prompt-field", OPT_STR, &field, "record field holding the prompt (default prompt, else text)"},
-        {"template", OPT_STR, &tmpl, "prompt template for records (built-in name or text with {field}s); cut at the response"},
-        {"chat", OPT_BOOL, &chat, "render prompts with the chat template (user message, generation prompt)"},
+        {"prompts", OPT_STR, &prompts_path,
+         "prompts: .txt (one per line) or records (.jsonl/.json/.csv/.tsv)"},
+        {"prompt-field", OPT_STR, &field,
+         "record field holding the prompt (default prompt, else text)"},
+        {"template", OPT_STR, &tmpl,
+         "prompt template for records (built-in name or text with {field}s); cut at the response"},
+        {"chat", OPT_BOOL, &chat,
+         "render prompts with the chat template (user message, generation prompt)"},
         {"system", OPT_STR, &system, "system message for --chat"},
-        {"chat-template", OPT_STR, &chat_tmpl_path, "Jinja chat template file (default: the tokenizer's)"},
+        {"chat-template", OPT_STR, &chat_tmpl_path,
+         "Jinja chat template file (default: the tokenizer's)"},
         {"max-new-tokens", OPT_INT, &max_new, "tokens to generate at most (default 128)"},
-        {"temperature", OPT_FLOAT, &temperature, "sampling temperature; 0 = greedy (default greedy)"},
+        {"temperature", OPT_FLOAT, &temperature,
+         "sampling temperature; 0 = greedy (default greedy)"},
         {"top-k", OPT_INT, &top_k, "keep the k most likely tokens (sampling; 0 = off)"},
         {"top-p", OPT_FLOAT, &top_p, "nucleus sampling mass (sampling; 1 = off)"},
         {"repetition-penalty", OPT_FLOAT, &rep, "HF repetition penalty (1 = off)"},
         {"seed", OPT_I64, &seed, "sampling seed (default 0)"},
-        {"stop", OPT_STR, &stop_last, "stop string (repeatable); the output is cut before it"},
-        {"json-schema", OPT_STR, &schema_path, "constrain outputs to this JSON schema (object of string/number/integer/boolean/enum)"},
+        {"stop", OPT_STR, &stop_last,
+         "stop string (repeatable); the output is cut before it (ignored with --json-schema)"},
+        {"json-schema", OPT_STR, &schema_path,
+         "constrain outputs to this JSON schema (object of string/number/integer/boolean/enum)"},
         {"batch", OPT_INT, &batch, "prompts decoded together (default 8)"},
         {"out", OPT_STR, &out_path, "output JSONL, one record per prompt (default: stdout)"},
         {"quiet", OPT_BOOL, &quiet, "no progress bar"},
@@ -65,13 +76,15 @@ int cmd_generate(int argc, char **argv) {
     if (rc) return rc;
     if (help) {
         printf("usage: loratune generate --model PATH (--prompt TEXT | --prompts FILE) [flags]\n\n"
-               "Greedy unless --temperature > 0 (or --top-k / --top-p, which sample at temperature 1).\n"
+               "Greedy unless --temperature > 0 (or --top-k / --top-p, which sample at temperature "
+               "1).\n"
                "With --json-schema every output is a complete document of the schema.\n\n");
         cli_print_opts(opts, n_opts);
         return 0;
     }
     if (!model) return cli_usage_error("generate", "--model is required");
-    if (!prompt == !prompts_path) return cli_usage_error("generate", "give exactly one of --prompt and --prompts");
+    if (!prompt == !prompts_path)
+        return cli_usage_error("generate", "give exactly one of --prompt and --prompts");
     if (max_new < 1) return cli_usage_error("generate", "--max-new-tokens must be at least 1");
     if (batch < 1) return cli_usage_error("generate", "--batch must be at least 1");
     if (top_k < 0) return cli_usage_error("generate", "--top-k must be >= 0");
@@ -105,11 +118,16 @@ int cmd_generate(int argc, char **argv) {
             (chat_src = lt_alloc(n + 1)))
             memcpy(chat_src, s, n), chat_src[n] = 0;
     }
-    lt_prompt_opts po = {.chat = chat, .system = system, .chat_template = chat_src,
-                         .template_src = tmpl, .field = field};
+    lt_prompt_opts po = {.chat = chat,
+                         .system = system,
+                         .chat_template = chat_src,
+                         .template_src = tmpl,
+                         .field = field};
     if ((st = lt_prompter_new(tok, &po, &pm, &err))) goto fail;
-    if (prompt) st = lt_prompts_add_text(&ps, pm, prompt, NULL, &err);
-    else st = lt_prompts_load(&ps, pm, prompts_path, &err);
+    if (prompt)
+        st = lt_prompts_add_text(&ps, pm, prompt, NULL, &err);
+    else
+        st = lt_prompts_load(&ps, pm, prompts_path, &err);
     if (st) goto fail;
     if (ps.n == 0) {
         st = lt_err_set(&err, LT_ERR_ARG, "%s: no prompts", prompts_path);
@@ -122,8 +140,8 @@ int cmd_generate(int argc, char **argv) {
     lt_gen_opts go;
     lt_gen_opts_default(&go);
     go.max_new_tokens = max_new;
-    go.sampler = (lt_sampler_opts){.temperature = temperature, .top_k = top_k, .top_p = top_p,
-                                   .repetition_penalty = rep};
+    go.sampler = (lt_sampler_opts){
+        .temperature = temperature, .top_k = top_k, .top_p = top_p, .repetition_penalty = rep};
     go.seed = (uint64_t)seed;
     go.stop = stops, go.n_stop = n_stop;
     go.batch = batch;
@@ -140,7 +158,8 @@ int cmd_generate(int argc, char **argv) {
         goto fail;
     }
     double t0 = lt_time_sec();
-    if ((st = lt_generate(m, tok, (const int32_t *const *)ps.ids, ps.len, ps.n, &go, outs, &err))) goto fail;
+    if ((st = lt_generate(m, tok, (const int32_t *const *)ps.ids, ps.len, ps.n, &go, outs, &err)))
+        goto fail;
     double dt = lt_time_sec() - t0;
     if (stream) {
         // the streamed bytes are the raw tokens; a stop string is cut in the record, not the stream
@@ -161,8 +180,10 @@ int cmd_generate(int argc, char **argv) {
             cJSON_AddStringToObject(o, "output", outs[i].text ? outs[i].text : "");
             if (jv) {
                 cJSON *j = outs[i].text ? cJSON_Parse(outs[i].text) : NULL;
-                if (j) cJSON_AddItemToObject(o, "json", j);
-                else cJSON_AddNullToObject(o, "json");
+                if (j)
+                    cJSON_AddItemToObject(o, "json", j);
+                else
+                    cJSON_AddNullToObject(o, "json");
             }
             cJSON_AddStringToObject(o, "finish", lt_finish_name(outs[i].finish));
             cJSON_AddNumberToObject(o, "n_tokens", outs[i].n_ids);
@@ -176,11 +197,13 @@ int cmd_generate(int argc, char **argv) {
     int64_t n_tok = 0, by_finish[4] = {0};
     for (int64_t i = 0; i < ps.n; i++) n_tok += outs[i].n_ids, by_finish[outs[i].finish]++;
     if (!quiet) {
-        fprintf(stderr, "generated %lld tokens for %lld prompt%s in %.1f s (%.1f tokens/s); finished by "
-                "eos %lld, stop %lld, length %lld%s", (long long)n_tok, (long long)ps.n,
-                ps.n == 1 ? "" : "s", dt, dt > 0 ? (double)n_tok / dt : 0.0,
-                (long long)by_finish[LT_FINISH_EOS], (long long)by_finish[LT_FINISH_STOP],
-                (long long)by_finish[LT_FINISH_LENGTH], jv ? ", complete JSON " : "");
+        fprintf(stderr,
+                "generated %lld tokens for %lld prompt%s in %.1f s (%.1f tokens/s); finished by "
+                "eos %lld, stop %lld, length %lld%s",
+                (long long)n_tok, (long long)ps.n, ps.n == 1 ? "" : "s", dt,
+                dt > 0 ? (double)n_tok / dt : 0.0, (long long)by_finish[LT_FINISH_EOS],
+                (long long)by_finish[LT_FINISH_STOP], (long long)by_finish[LT_FINISH_LENGTH],
+                jv ? ", complete JSON " : "");
         if (jv) fprintf(stderr, "%lld", (long long)by_finish[LT_FINISH_JSON]);
         fprintf(stderr, "%s%s\n", out_path ? "; written to " : "", out_path ? out_path : "");
     }

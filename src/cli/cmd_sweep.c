@@ -3,8 +3,8 @@
  * rank, alpha, batch size, epochs, dropout, prompt template) on one loaded model, each run in its
  * own directory, and one table of validation and test metrics per run (sweep.csv, sweep.md),
  * rewritten after every run so a stopped sweep keeps what it finished. The best run is the one
- * with the highest validation macro-F1 (ties: the earlier run); its test figures are the ones to
- * quote, since the test split took no part in the choice.
+ * with the highest validation macro-F1 (ties: the lower validation loss, then the earlier run);
+ * its test figures are the ones to quote, since the test split took no part in the choice.
  * Grid flags take comma lists (--lr 1e-4,3e-4 --r 4,8); --template may be given several times.
  * Every other flag is a `train --task classify` flag and holds for all runs.
  */
@@ -24,7 +24,7 @@ typedef struct axis {
     bool is_int;
     int n;
     double v[MAX_VALUES];
-    const char *raw;  // the list as given (for messages)
+    const char *raw; // the list as given (for messages)
 } axis;
 
 enum { AX_LR = 0, AX_R, AX_ALPHA, AX_BATCH, AX_EPOCHS, AX_DROPOUT, AX_N };
@@ -36,7 +36,8 @@ static int parse_list(axis *ax, const char *list) {
     for (;;) {
         char *end;
         double v = strtod(p, &end);
-        if (end == p || !isfinite(v) || (ax->is_int && (v != floor(v) || v < 1 || v > 1e6)) || v < 0)
+        if (end == p || !isfinite(v) || (ax->is_int && (v != floor(v) || v < 1 || v > 1e6)) ||
+            v < 0)
             return cli_usage_error("sweep", "--%s expects a comma list of %s, got \"%s\"", ax->flag,
                                    ax->is_int ? "positive integers" : "numbers >= 0", list);
         if (ax->n == MAX_VALUES)
@@ -73,33 +74,44 @@ static void csv_field(FILE *f, const char *s) {
 
 static void md_field(FILE *f, const char *s) {
     for (; *s; s++) {
-        if (*s == '|') fputs("\\|", f);
-        else if (*s == '\n') fputs("\\n", f);
-        else if (*s == '\r' || *s == '\t') fputc(' ', f);
-        else fputc(*s, f);
+        if (*s == '|')
+            fputs("\\|", f);
+        else if (*s == '\n')
+            fputs("\\n", f);
+        else if (*s == '\r' || *s == '\t')
+            fputc(' ', f);
+        else
+            fputc(*s, f);
     }
 }
 
 static void fmt_num(char *b, size_t n, double v, const char *fmt) {
-    if (isfinite(v)) snprintf(b, n, fmt, v);
-    else snprintf(b, n, "%s", "");
+    if (isfinite(v))
+        snprintf(b, n, fmt, v);
+    else
+        snprintf(b, n, "%s", "");
 }
 
 static int best_row(const run_row *rows, int n) {
     int b = -1;
-    for (int i = 0; i < n; i++)
-        if (rows[i].ok && isfinite(rows[i].res.val_f1) && (b < 0 || rows[i].res.val_f1 > rows[b].res.val_f1))
-            b = i;
+    for (int i = 0; i < n; i++) {
+        const cls_job_result *x = &rows[i].res;
+        if (!rows[i].ok || !isfinite(x->val_f1)) continue;
+        if (b < 0 || x->val_f1 > rows[b].res.val_f1 ||
+            (x->val_f1 == rows[b].res.val_f1 && x->val_loss < rows[b].res.val_loss))
+            b = i; // ties: the lower validation loss, then the earlier run
+    }
     return b;
 }
 
 // sweep.csv and sweep.md under root, atomically.
-static lt_status write_tables(const char *root, const run_row *rows, int n, const char *const *tmpls,
-                              lt_err *err) {
-    static const char *cols[] = {"run", "lr", "r", "alpha", "dropout", "batch", "epochs", "template",
-                                 "val_accuracy", "val_macro_f1", "val_loss", "test_accuracy",
-                                 "test_macro_f1", "test_loss", "best_step", "steps", "seconds",
-                                 "adapter", "status"};
+static lt_status write_tables(const char *root, const run_row *rows, int n,
+                              const char *const *tmpls, lt_err *err) {
+    static const char *cols[] = {"run",           "lr",           "r",         "alpha",
+                                 "dropout",       "batch",        "epochs",    "template",
+                                 "val_accuracy",  "val_macro_f1", "val_loss",  "test_accuracy",
+                                 "test_macro_f1", "test_loss",    "best_step", "steps",
+                                 "seconds",       "adapter",      "status"};
     const int nc = (int)(sizeof cols / sizeof *cols);
     int best = best_row(rows, n);
     char path[4096];
@@ -160,9 +172,11 @@ static lt_status write_tables(const char *root, const run_row *rows, int n, cons
         fprintf(m, "\n");
     }
     if (best >= 0)
-        fprintf(m, "\nBest by validation macro-F1: run %d (validation macro-F1 %.4f, test accuracy "
-                "%.4f, test macro-F1 %.4f), adapter %s/best.\n", best + 1, rows[best].res.val_f1,
-                rows[best].res.test_acc, rows[best].res.test_f1, rows[best].dir);
+        fprintf(m,
+                "\nBest by validation macro-F1: run %d (validation macro-F1 %.4f, test accuracy "
+                "%.4f, test macro-F1 %.4f), adapter %s/best.\n",
+                best + 1, rows[best].res.val_f1, rows[best].res.test_acc, rows[best].res.test_f1,
+                rows[best].dir);
     lt_status st = lt_afile_commit(&af[0], err);
     if (st) {
         lt_afile_abort(&af[1]);
@@ -172,9 +186,9 @@ static lt_status write_tables(const char *root, const run_row *rows, int n, cons
 }
 
 int cmd_sweep(int argc, char **argv) {
-    axis ax[AX_N] = {{"lr", false, 0, {0}, NULL},     {"r", true, 0, {0}, NULL},
-                     {"alpha", false, 0, {0}, NULL},  {"batch", true, 0, {0}, NULL},
-                     {"epochs", true, 0, {0}, NULL},  {"dropout", false, 0, {0}, NULL}};
+    axis ax[AX_N] = {{"lr", false, 0, {0}, NULL},    {"r", true, 0, {0}, NULL},
+                     {"alpha", false, 0, {0}, NULL}, {"batch", true, 0, {0}, NULL},
+                     {"epochs", true, 0, {0}, NULL}, {"dropout", false, 0, {0}, NULL}};
     const char *tmpls[MAX_VALUES];
     int n_tmpl = 0, rc;
     // 1. take the grid flags out of argv; the rest are job flags
@@ -231,29 +245,35 @@ int cmd_sweep(int argc, char **argv) {
     lt_free(rest);
     if (rc) return rc;
     if (help) {
-        printf("usage: loratune sweep --model PATH --data FILE [grid flags] [train --task classify flags]\n\n"
-               "grid flags (comma lists; every combination is one run):\n"
-               "  --lr LIST                  learning rates, e.g. 1e-4,3e-4,1e-3\n"
-               "  --r LIST                   LoRA ranks, e.g. 4,8,16\n"
-               "  --alpha LIST               lora_alpha values (default: the --alpha of all runs)\n"
-               "  --batch LIST               micro-batch sizes\n"
-               "  --epochs LIST              epochs\n"
-               "  --dropout LIST             LoRA dropout values\n"
-               "  --template T               a prompt template; give it again for more (\\n escapes, @FILE)\n\n"
-               "Runs go to <out>/run_NNN (default out = out/sweep); the table to <out>/sweep.csv and\n"
-               "<out>/sweep.md; the best run is chosen by validation macro-F1.\n\nflags of every run:\n");
+        printf(
+            "usage: loratune sweep --model PATH --data FILE [grid flags] [train --task classify "
+            "flags]\n\n"
+            "grid flags (comma lists; every combination is one run):\n"
+            "  --lr LIST                  learning rates, e.g. 1e-4,3e-4,1e-3\n"
+            "  --r LIST                   LoRA ranks, e.g. 4,8,16\n"
+            "  --alpha LIST               lora_alpha values (default: the --alpha of all runs)\n"
+            "  --batch LIST               micro-batch sizes\n"
+            "  --epochs LIST              epochs\n"
+            "  --dropout LIST             LoRA dropout values\n"
+            "  --template T               a prompt template; give it again for more (\\n escapes, "
+            "@FILE)\n\n"
+            "Runs go to <out>/run_NNN (default out = out/sweep); the table to <out>/sweep.csv and\n"
+            "<out>/sweep.md; the best run has the highest validation macro-F1\n(ties: the lower "
+            "validation loss).\n\nflags of every "
+            "run:\n");
         cli_print_opts(opts, n);
         return 0;
     }
     if ((rc = cls_job_check("sweep", &base))) return rc;
     // defaults of axes not given: the base job's value
-    double base_v[AX_N] = {base.co.t.lr, base.lc.r, base.lc.alpha, base.co.t.B, base.co.t.epochs,
-                           base.lc.dropout};
+    double base_v[AX_N] = {base.co.t.lr, base.lc.r,        base.lc.alpha,
+                           base.co.t.B,  base.co.t.epochs, base.lc.dropout};
     long total = n_tmpl ? n_tmpl : 1;
     for (int k = 0; k < AX_N; k++) {
         if (ax[k].n == 0) ax[k].v[0] = base_v[k], ax[k].n = 1;
         total *= ax[k].n;
-        if (total > MAX_RUNS) return cli_usage_error("sweep", "the grid has more than %d runs", MAX_RUNS);
+        if (total > MAX_RUNS)
+            return cli_usage_error("sweep", "the grid has more than %d runs", MAX_RUNS);
     }
     if (n_tmpl == 0) tmpls[n_tmpl++] = base.template_src;
     run_row *rows = lt_calloc((size_t)total, sizeof(run_row));
@@ -301,8 +321,10 @@ int cmd_sweep(int argc, char **argv) {
         j.out = w->dir;
         w->lr = j.co.t.lr, w->r = j.lc.r, w->alpha = j.lc.alpha, w->batch = j.co.t.B;
         w->epochs = j.co.t.epochs, w->dropout = j.lc.dropout, w->tmpl = pick[AX_N];
-        printf("\n=== run %ld/%ld: lr %g, r %d, alpha %g, batch %d, epochs %d, dropout %g, template %d -> %s\n",
-               i + 1, total, w->lr, w->r, w->alpha, w->batch, w->epochs, w->dropout, w->tmpl + 1, w->dir);
+        printf("\n=== run %ld/%ld: lr %g, r %d, alpha %g, batch %d, epochs %d, dropout %g, "
+               "template %d -> %s\n",
+               i + 1, total, w->lr, w->r, w->alpha, w->batch, w->epochs, w->dropout, w->tmpl + 1,
+               w->dir);
         fflush(stdout);
         lt_err e = {0};
         lt_status rs = cls_job_run(m, tok, &j, &w->res, &e);
@@ -316,14 +338,14 @@ int cmd_sweep(int argc, char **argv) {
     if (!st) {
         printf("\nsweep done: %ld runs in %.1f s; table: %s/sweep.csv, %s/sweep.md\n", total,
                lt_time_sec() - t0, base.out, base.out);
-        printf("%-4s %-8s %-3s %-6s %-5s %-6s %-4s %-8s %-8s %-8s %-8s\n", "run", "lr", "r", "alpha",
-               "batch", "epochs", "tmpl", "val_acc", "val_f1", "test_acc", "test_f1");
+        printf("%-4s %-8s %-3s %-6s %-5s %-6s %-4s %-8s %-8s %-8s %-8s\n", "run", "lr", "r",
+               "alpha", "batch", "epochs", "tmpl", "val_acc", "val_f1", "test_acc", "test_f1");
         for (long i = 0; i < total; i++) {
             const run_row *w = &rows[i];
-            printf("%-4ld %-8g %-3d %-6g %-5d %-6d %-4d %-8.4f %-8.4f %-8.4f %-8.4f%s%s\n", i + 1, w->lr,
-                   w->r, w->alpha, w->batch, w->epochs, w->tmpl + 1, w->res.val_acc, w->res.val_f1,
-                   w->res.test_acc, w->res.test_f1, i == best ? "  <- best (validation macro-F1)" : "",
-                   w->ok ? "" : "  FAILED");
+            printf("%-4ld %-8g %-3d %-6g %-5d %-6d %-4d %-8.4f %-8.4f %-8.4f %-8.4f%s%s\n", i + 1,
+                   w->lr, w->r, w->alpha, w->batch, w->epochs, w->tmpl + 1, w->res.val_acc,
+                   w->res.val_f1, w->res.test_acc, w->res.test_f1,
+                   i == best ? "  <- best (validation macro-F1)" : "", w->ok ? "" : "  FAILED");
         }
         if (best >= 0) printf("best adapter: %s/best\n", rows[best].dir);
     }

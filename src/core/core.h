@@ -79,7 +79,7 @@ void lt_log(lt_log_level level, const char *fmt, ...) LT_PRINTF(2, 3);
 // A progress bar on a terminal (rate and ETA), plain log lines every `log_every` updates otherwise.
 typedef struct lt_progress {
     const char *label;
-    long total, done;
+    long total, done, printed_done;
     double t_start, t_last_print;
     bool tty;
     char unit[16];

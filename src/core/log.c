@@ -74,6 +74,7 @@ static void progress_print(lt_progress *p, bool final) {
     }
     fflush(stderr);
     p->t_last_print = now;
+    p->printed_done = p->done;
 }
 
 void lt_progress_update(lt_progress *p, long done, const char *extra) {
@@ -85,4 +86,8 @@ void lt_progress_update(lt_progress *p, long done, const char *extra) {
     if (now - p->t_last_print >= gap) progress_print(p, false);
 }
 
-void lt_progress_finish(lt_progress *p) { progress_print(p, true); }
+void lt_progress_finish(lt_progress *p) {
+    // a log line for this count was already written: do not repeat it
+    if (!p->tty && p->printed_done == p->done && p->done > 0) return;
+    progress_print(p, true);
+}

@@ -64,7 +64,9 @@ lt_status lt_cls_metrics_add(lt_cls_metrics *m, int gold, int pred, lt_err *err)
     return LT_OK;
 }
 
-static double ratio(int64_t a, int64_t b) { return b > 0 ? (double)a / (double)b : 0.0; }
+static double ratio(int64_t a, int64_t b) {
+    return b > 0 ? (double)a / (double)b : 0.0;
+}
 
 void lt_cls_metrics_compute(lt_cls_metrics *m) {
     const int K = m->n_labels;
@@ -118,9 +120,12 @@ bool lt_cls_metrics_get(const lt_cls_metrics *m, const char *name, double *value
     struct {
         const char *name;
         double v;
-    } t[] = {{"macro_f1", m->macro_f1},         {"accuracy", m->accuracy},
-             {"macro_precision", m->macro_precision}, {"macro_recall", m->macro_recall},
-             {"weighted_f1", m->weighted_f1},   {"loss", m->loss}};
+    } t[] = {{"macro_f1", m->macro_f1},
+             {"accuracy", m->accuracy},
+             {"macro_precision", m->macro_precision},
+             {"macro_recall", m->macro_recall},
+             {"weighted_f1", m->weighted_f1},
+             {"loss", m->loss}};
     for (size_t i = 0; i < sizeof t / sizeof *t; i++)
         if (!strcmp(name, t[i].name)) {
             *value = t[i].v;
@@ -141,7 +146,9 @@ static double r6(double x) {
     return round(x * s) / s;
 }
 
-static cJSON *num(double x) { return isfinite(x) ? cJSON_CreateNumber(r6(x)) : cJSON_CreateNull(); }
+static cJSON *num(double x) {
+    return isfinite(x) ? cJSON_CreateNumber(r6(x)) : cJSON_CreateNull();
+}
 
 static const char *label_name(const char *const *names, int k, char *buf, size_t n) {
     if (names && names[k]) return names[k];
@@ -182,7 +189,8 @@ cJSON *lt_cls_metrics_json(const lt_cls_metrics *m, const char *const *names) {
     ok &= lab != NULL;
     for (int k = 0; k < K && ok; k++)
         ok &= cJSON_AddItemToArray(lab, cJSON_CreateString(label_name(names, k, b, sizeof b)));
-    ok = ok && cJSON_AddStringToObject(cm, "rows", "gold") && cJSON_AddStringToObject(cm, "columns", "predicted");
+    ok = ok && cJSON_AddStringToObject(cm, "rows", "gold") &&
+         cJSON_AddStringToObject(cm, "columns", "predicted");
     cJSON *mat = ok ? cJSON_AddArrayToObject(cm, "matrix") : NULL;
     ok &= mat != NULL;
     for (int g = 0; g < K && ok; g++) {
@@ -193,7 +201,8 @@ cJSON *lt_cls_metrics_json(const lt_cls_metrics *m, const char *const *names) {
             break;
         }
         for (int p = 0; p < K && ok; p++)
-            ok &= cJSON_AddItemToArray(row, cJSON_CreateNumber((double)m->confusion[(size_t)g * (size_t)K + (size_t)p]));
+            ok &= cJSON_AddItemToArray(
+                row, cJSON_CreateNumber((double)m->confusion[(size_t)g * (size_t)K + (size_t)p]));
     }
     if (!ok) {
         cJSON_Delete(j);
@@ -230,9 +239,10 @@ size_t lt_cls_metrics_format(const lt_cls_metrics *m, const char *const *names, 
     sb_add(&s, "%-*s %9s %9s %9s %8s %9s\n", w, "class", "precision", "recall", "f1", "support",
            "predicted");
     for (int k = 0; k < K; k++)
-        sb_add(&s, "%-*.*s %9.4f %9.4f %9.4f %8lld %9lld%s\n", w, w, label_name(names, k, b, sizeof b),
-               m->precision[k], m->recall[k], m->f1[k], (long long)m->support[k],
-               (long long)m->n_pred[k], m->present[k] ? "" : "  (absent: not in macro)");
+        sb_add(&s, "%-*.*s %9.4f %9.4f %9.4f %8lld %9lld%s\n", w, w,
+               label_name(names, k, b, sizeof b), m->precision[k], m->recall[k], m->f1[k],
+               (long long)m->support[k], (long long)m->n_pred[k],
+               m->present[k] ? "" : "  (absent: not in macro)");
     sb_add(&s, "%-*s %9.4f %9.4f %9.4f %8lld\n", w, "macro", m->macro_precision, m->macro_recall,
            m->macro_f1, (long long)m->n);
     sb_add(&s, "accuracy %.4f (%lld examples), weighted F1 %.4f", m->accuracy, (long long)m->n,

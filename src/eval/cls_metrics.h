@@ -27,18 +27,18 @@
 #include <cjson/cJSON.h>
 
 typedef struct lt_cls_metrics {
-    int n_labels;         // K
-    int64_t n;            // examples added
-    int64_t *confusion;   // (K, K) gold rows x predicted columns
-    int64_t *support;     // (K) gold count per class
-    int64_t *n_pred;      // (K) predicted count per class
-    double *precision;    // (K)
-    double *recall;       // (K)
-    double *f1;           // (K)
-    bool *present;        // (K) class in gold or predictions (counted in the macro averages)
+    int n_labels;       // K
+    int64_t n;          // examples added
+    int64_t *confusion; // (K, K) gold rows x predicted columns
+    int64_t *support;   // (K) gold count per class
+    int64_t *n_pred;    // (K) predicted count per class
+    double *precision;  // (K)
+    double *recall;     // (K)
+    double *f1;         // (K)
+    bool *present;      // (K) class in gold or predictions (counted in the macro averages)
     int n_present;
     double accuracy, macro_precision, macro_recall, macro_f1, weighted_f1;
-    double loss;          // mean loss, set by the caller (NaN when not computed)
+    double loss; // mean loss, set by the caller (NaN when not computed)
 } lt_cls_metrics;
 
 // Allocates the arrays of a K-class set (K >= 1) and resets it. Free with lt_cls_metrics_deinit,

@@ -59,9 +59,9 @@ typedef struct lt_em_result {
     int64_t n, correct;
     double accuracy;
 } lt_em_result;
-lt_status lt_exact_match(const char *const *pred, const char *const *const *gold,
-                         const int *n_gold, int64_t n, unsigned flags, uint8_t *correct,
-                         lt_em_result *res, lt_err *err);
+lt_status lt_exact_match(const char *const *pred, const char *const *const *gold, const int *n_gold,
+                         int64_t n, unsigned flags, uint8_t *correct, lt_em_result *res,
+                         lt_err *err);
 
 // Classification counts and figures: lt_cls_metrics of eval/cls_metrics.h (shared with the
 // sequence-classification trainer; same sklearn rules).
@@ -85,7 +85,7 @@ typedef struct lt_jcls_opts {
     const cJSON *synonyms;     // {"canonical": ["alias", ...]} or {"alias": "canonical"}; NULL
     const char *const *labels; // fixed label set (normalised like the rest), or NULL
     int n_labels;
-    int n_preview;             // errors listed in *errors (default 20)
+    int n_preview; // errors listed in *errors (default 20)
 } lt_jcls_opts;
 void lt_jcls_opts_default(lt_jcls_opts *o);
 

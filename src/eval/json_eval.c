@@ -25,9 +25,12 @@ lt_status lt_json_first_object(const char *text, size_t n, cJSON **out, size_t *
         for (size_t j = i; j < n; j++) {
             char c = text[j];
             if (in_str) {
-                if (esc) esc = false;
-                else if (c == '\\') esc = true;
-                else if (c == '"') in_str = false;
+                if (esc)
+                    esc = false;
+                else if (c == '\\')
+                    esc = true;
+                else if (c == '"')
+                    in_str = false;
             } else if (c == '"') {
                 in_str = true;
             } else if (c == '{') {
@@ -118,7 +121,9 @@ static bool strs_push(strs *l, const char *s) { // takes a copy
     l->n++;
     return true;
 }
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 // ---------------------------------------------------------------------------------------------
 // JSON-output classification
@@ -163,21 +168,26 @@ static lt_status canon_init(canon *c, const lt_jcls_opts *o, lt_err *err) {
     c->norm = o->label_norm;
     if (!o->synonyms) return LT_OK;
     if (!cJSON_IsObject(o->synonyms))
-        return lt_err_set(err, LT_ERR_ARG, "synonyms must be a JSON object ({\"label\": [\"alias\", "
+        return lt_err_set(err, LT_ERR_ARG,
+                          "synonyms must be a JSON object ({\"label\": [\"alias\", "
                           "...]} or {\"alias\": \"label\"})");
     for (const cJSON *e = o->synonyms->child; e; e = e->next) {
         lt_status st = LT_OK;
-        if (cJSON_IsString(e)) st = canon_add(c, e->string, e->valuestring, err);
+        if (cJSON_IsString(e))
+            st = canon_add(c, e->string, e->valuestring, err);
         else if (cJSON_IsArray(e)) {
             for (const cJSON *a = e->child; a && !st; a = a->next) {
                 if (!cJSON_IsString(a))
-                    return lt_err_set(err, LT_ERR_ARG, "synonyms of \"%s\": expected strings, found %s",
-                                      e->string, lt_json_type_name(a));
+                    return lt_err_set(err, LT_ERR_ARG,
+                                      "synonyms of \"%s\": expected strings, found %s", e->string,
+                                      lt_json_type_name(a));
                 st = canon_add(c, a->valuestring, e->string, err);
             }
         } else {
-            return lt_err_set(err, LT_ERR_ARG, "synonyms: \"%s\" maps to %s (expected a string or an "
-                              "array of strings)", e->string, lt_json_type_name(e));
+            return lt_err_set(err, LT_ERR_ARG,
+                              "synonyms: \"%s\" maps to %s (expected a string or an "
+                              "array of strings)",
+                              e->string, lt_json_type_name(e));
         }
         if (st) return st;
     }
@@ -198,11 +208,14 @@ lt_status lt_eval_json_class(const lt_jcls_opts *o, const char *const *pred_text
     strs classes = {0};
     lt_cls_metrics m = {0};
     cJSON *rep = NULL, *errs = NULL;
-    char **gl = lt_calloc((size_t)n + 1, sizeof(char *)), **pl = lt_calloc((size_t)n + 1, sizeof(char *));
+    char **gl = lt_calloc((size_t)n + 1, sizeof(char *)),
+         **pl = lt_calloc((size_t)n + 1, sizeof(char *));
     cJSON **obj = lt_calloc((size_t)n + 1, sizeof(cJSON *));
-    int32_t *gi = lt_alloc(sizeof(int32_t) * ((size_t)n + 1)), *pi = lt_alloc(sizeof(int32_t) * ((size_t)n + 1));
+    int32_t *gi = lt_alloc(sizeof(int32_t) * ((size_t)n + 1)),
+            *pi = lt_alloc(sizeof(int32_t) * ((size_t)n + 1));
     uint8_t *kind = lt_calloc((size_t)n + 1, 1);
-    double *cx = lt_alloc(sizeof(double) * ((size_t)n + 1)), *cy = lt_alloc(sizeof(double) * ((size_t)n + 1));
+    double *cx = lt_alloc(sizeof(double) * ((size_t)n + 1)),
+           *cy = lt_alloc(sizeof(double) * ((size_t)n + 1));
     if (n <= 0) {
         st = lt_err_set(err, LT_ERR_ARG, "no examples to evaluate");
         goto done;
@@ -213,8 +226,9 @@ lt_status lt_eval_json_class(const lt_jcls_opts *o, const char *const *pred_text
     for (int64_t i = 0; i < n; i++) {
         if ((st = canon_label(&cn, gold_label[i] ? gold_label[i] : "", &gl[i], err))) goto done;
         if (!gl[i][0]) {
-            st = lt_err_set(err, LT_ERR_ARG, "gold record %lld%s%s: the label is empty", (long long)i + 1,
-                            ids && ids[i] ? " id " : "", ids && ids[i] ? ids[i] : "");
+            st = lt_err_set(err, LT_ERR_ARG, "gold record %lld%s%s: the label is empty",
+                            (long long)i + 1, ids && ids[i] ? " id " : "",
+                            ids && ids[i] ? ids[i] : "");
             goto done;
         }
         const char *t = pred_text[i] ? pred_text[i] : "";
@@ -226,7 +240,8 @@ lt_status lt_eval_json_class(const lt_jcls_opts *o, const char *const *pred_text
         char *owned = NULL;
         const cJSON *lv = cJSON_GetObjectItemCaseSensitive(obj[i], o->label_key);
         const char *lab = cJSON_IsString(lv) ? lv->valuestring : NULL;
-        if (!lab && lv && (cJSON_IsNumber(lv) || cJSON_IsBool(lv))) lab = lt_eval_field_text(obj[i], o->label_key, &owned);
+        if (!lab && lv && (cJSON_IsNumber(lv) || cJSON_IsBool(lv)))
+            lab = lt_eval_field_text(obj[i], o->label_key, &owned);
         if (lab && (st = canon_label(&cn, lab, &pl[i], err))) {
             lt_free(owned);
             goto done;
@@ -245,14 +260,17 @@ lt_status lt_eval_json_class(const lt_jcls_opts *o, const char *const *pred_text
         }
         for (int64_t i = 0; i < n; i++)
             if (strs_find(&classes, gl[i]) < 0) {
-                st = lt_err_set(err, LT_ERR_ARG, "gold record %lld: label \"%s\" is not in the label "
-                                "set", (long long)i + 1, gl[i]);
+                st = lt_err_set(err, LT_ERR_ARG,
+                                "gold record %lld: label \"%s\" is not in the label "
+                                "set",
+                                (long long)i + 1, gl[i]);
                 goto done;
             }
     } else {
         for (int64_t i = 0; i < n; i++) {
             if (strs_find(&classes, gl[i]) < 0 && !strs_push(&classes, gl[i])) goto oom;
-            if (kind[i] == E_OK && strs_find(&classes, pl[i]) < 0 && !strs_push(&classes, pl[i])) goto oom;
+            if (kind[i] == E_OK && strs_find(&classes, pl[i]) < 0 && !strs_push(&classes, pl[i]))
+                goto oom;
         }
         if (classes.n > 1) qsort(classes.s, (size_t)classes.n, sizeof(char *), cmp_str);
     }
@@ -323,7 +341,8 @@ lt_status lt_eval_json_class(const lt_jcls_opts *o, const char *const *pred_text
     if (!labs || !pc || !und || !cmo) goto oom;
     CHK(cJSON_AddStringToObject(cmo, "rows", "gold"));
     CHK(cJSON_AddStringToObject(cmo, "columns", "predicted; the last column is <invalid>"));
-    cJSON *cml = cJSON_AddArrayToObject(cmo, "labels"), *mat = cJSON_AddArrayToObject(cmo, "matrix");
+    cJSON *cml = cJSON_AddArrayToObject(cmo, "labels"),
+          *mat = cJSON_AddArrayToObject(cmo, "matrix");
     if (!cml || !mat) goto oom;
     for (int c = 0; c < K; c++) {
         push(&oom_, labs, cJSON_CreateString(classes.s[c]));
@@ -340,22 +359,26 @@ lt_status lt_eval_json_class(const lt_jcls_opts *o, const char *const *pred_text
         CHK(cJSON_AddNumberToObject(e, "predicted", (double)m.n_pred[c]));
         char note[200];
         if (!m.present[c]) {
-            snprintf(note, sizeof note, "\"%.100s\": neither in gold nor predicted (not averaged)", classes.s[c]);
+            snprintf(note, sizeof note, "\"%.100s\": neither in gold nor predicted (not averaged)",
+                     classes.s[c]);
             push(&oom_, und, cJSON_CreateString(note));
         } else {
             if (!m.n_pred[c]) {
-                snprintf(note, sizeof note, "precision of \"%.100s\": never predicted (set to 0)", classes.s[c]);
+                snprintf(note, sizeof note, "precision of \"%.100s\": never predicted (set to 0)",
+                         classes.s[c]);
                 push(&oom_, und, cJSON_CreateString(note));
             }
             if (!m.support[c]) {
-                snprintf(note, sizeof note, "recall of \"%.100s\": absent from gold (set to 0)", classes.s[c]);
+                snprintf(note, sizeof note, "recall of \"%.100s\": absent from gold (set to 0)",
+                         classes.s[c]);
                 push(&oom_, und, cJSON_CreateString(note));
             }
         }
         cJSON *row = cJSON_CreateArray();
         if (!row) goto oom;
         for (int k = 0; k <= K; k++)
-            push(&oom_, row, cJSON_CreateNumber((double)m.confusion[(size_t)c * (size_t)(K + 1) + (size_t)k]));
+            push(&oom_, row,
+                 cJSON_CreateNumber((double)m.confusion[(size_t)c * (size_t)(K + 1) + (size_t)k]));
         push(&oom_, mat, row);
     }
     push(&oom_, cml, cJSON_CreateString("<invalid>"));
@@ -386,8 +409,10 @@ lt_status lt_eval_json_class(const lt_jcls_opts *o, const char *const *pred_text
             CHK(cJSON_AddNumberToObject(e, "index", (double)i));
             if (ids && ids[i]) CHK(cJSON_AddStringToObject(e, "id", ids[i]));
             CHK(cJSON_AddStringToObject(e, "gold", gl[i]));
-            if (pl[i]) CHK(cJSON_AddStringToObject(e, "pred", pl[i]));
-            else CHK(cJSON_AddNullToObject(e, "pred"));
+            if (pl[i])
+                CHK(cJSON_AddStringToObject(e, "pred", pl[i]));
+            else
+                CHK(cJSON_AddNullToObject(e, "pred"));
             CHK(cJSON_AddStringToObject(e, "error", err_name[kind[i]]));
             put(&oom_, e, "output", snippet(pred_text[i]));
         }
@@ -443,11 +468,16 @@ static lt_status values_equal(const lt_jfields_opts *o, const cJSON *g, const cJ
     if (!p) return LT_OK;
     if (cJSON_IsString(g) && cJSON_IsString(p)) {
         char *x = NULL, *y = NULL;
-        lt_status st = lt_text_normalize(g->valuestring, strlen(g->valuestring), o->str_norm, &x, err);
+        lt_status st =
+            lt_text_normalize(g->valuestring, strlen(g->valuestring), o->str_norm, &x, err);
         // an invalid UTF-8 prediction simply does not match
-        lt_status sp = st ? st : lt_text_normalize(p->valuestring, strlen(p->valuestring), o->str_norm, &y, err);
-        if (sp == LT_ERR_OOM) st = sp;
-        else if (!sp) *eq = !strcmp(x, y);
+        lt_status sp =
+            st ? st
+               : lt_text_normalize(p->valuestring, strlen(p->valuestring), o->str_norm, &y, err);
+        if (sp == LT_ERR_OOM)
+            st = sp;
+        else if (!sp)
+            *eq = !strcmp(x, y);
         lt_free(x), lt_free(y);
         return st;
     }
@@ -472,9 +502,10 @@ lt_status lt_eval_json_fields(const lt_jfields_opts *o, const char *const *pred_
     int64_t *correct = NULL, *support = NULL, *present = NULL;
     for (int64_t i = 0; i < n; i++) {
         if (!cJSON_IsObject(gold[i])) {
-            st = lt_err_set(err, LT_ERR_ARG, "gold record %lld%s%s: expected a JSON object, found %s",
-                            (long long)i + 1, ids && ids[i] ? " id " : "", ids && ids[i] ? ids[i] : "",
-                            lt_json_type_name(gold[i]));
+            st = lt_err_set(err, LT_ERR_ARG,
+                            "gold record %lld%s%s: expected a JSON object, found %s",
+                            (long long)i + 1, ids && ids[i] ? " id " : "",
+                            ids && ids[i] ? ids[i] : "", lt_json_type_name(gold[i]));
             goto done;
         }
         for (const cJSON *k = gold[i]->child; k; k = k->next)
@@ -525,8 +556,10 @@ lt_status lt_eval_json_fields(const lt_jfields_opts *o, const char *const *pred_
             CHK(cJSON_AddStringToObject(e, "error", ok ? "fields" : "unparsed"));
             put(&oom_, e, "wrong_fields", wrong), wrong = NULL;
             put(&oom_, e, "gold", cJSON_Duplicate(gold[i], true));
-            if (ok) put(&oom_, e, "pred", obj), obj = NULL;
-            else CHK(cJSON_AddNullToObject(e, "pred"));
+            if (ok)
+                put(&oom_, e, "pred", obj), obj = NULL;
+            else
+                CHK(cJSON_AddNullToObject(e, "pred"));
             put(&oom_, e, "output", snippet(pred_text[i]));
         }
         cJSON_Delete(wrong);

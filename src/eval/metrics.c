@@ -17,19 +17,32 @@ lt_status lt_norm_parse(const char *list, unsigned *flags, lt_err *err) {
     while (*p) {
         const char *e = strchr(p, ',');
         size_t n = e ? (size_t)(e - p) : strlen(p);
-        struct { const char *name; unsigned bits; } names[] = {
-            {"strip", LT_NORM_STRIP}, {"nfkc", LT_NORM_NFKC}, {"case", LT_NORM_CASE},
-            {"casefold", LT_NORM_CASE}, {"lower", LT_NORM_CASE}, {"spaces", LT_NORM_SPACES},
-            {"punct", LT_NORM_PUNCT}, {"articles", LT_NORM_ARTICLES}, {"none", 0},
+        struct {
+            const char *name;
+            unsigned bits;
+        } names[] = {
+            {"strip", LT_NORM_STRIP},
+            {"nfkc", LT_NORM_NFKC},
+            {"case", LT_NORM_CASE},
+            {"casefold", LT_NORM_CASE},
+            {"lower", LT_NORM_CASE},
+            {"spaces", LT_NORM_SPACES},
+            {"punct", LT_NORM_PUNCT},
+            {"articles", LT_NORM_ARTICLES},
+            {"none", 0},
             {"default", LT_NORM_STRIP | LT_NORM_NFKC | LT_NORM_CASE | LT_NORM_SPACES},
-            {"squad", LT_NORM_CASE | LT_NORM_PUNCT | LT_NORM_ARTICLES | LT_NORM_SPACES | LT_NORM_STRIP},
+            {"squad",
+             LT_NORM_CASE | LT_NORM_PUNCT | LT_NORM_ARTICLES | LT_NORM_SPACES | LT_NORM_STRIP},
         };
         bool found = false;
         for (size_t i = 0; i < sizeof names / sizeof *names && !found; i++)
-            if (strlen(names[i].name) == n && !strncmp(p, names[i].name, n)) f |= names[i].bits, found = true;
+            if (strlen(names[i].name) == n && !strncmp(p, names[i].name, n))
+                f |= names[i].bits, found = true;
         if (!found && n > 0)
-            return lt_err_set(err, LT_ERR_ARG, "unknown normalisation \"%.*s\" (use strip, nfkc, "
-                              "case, spaces, punct, articles, none, default or squad)", (int)n, p);
+            return lt_err_set(err, LT_ERR_ARG,
+                              "unknown normalisation \"%.*s\" (use strip, nfkc, "
+                              "case, spaces, punct, articles, none, default or squad)",
+                              (int)n, p);
         p += n + (e != NULL);
     }
     *flags = f;
@@ -72,9 +85,11 @@ lt_status lt_text_normalize(const char *s, size_t n, unsigned flags, char **out,
         int opt = UTF8PROC_STABLE;
         if (flags & LT_NORM_NFKC) opt |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT;
         if (flags & LT_NORM_CASE) opt |= UTF8PROC_CASEFOLD;
-        utf8proc_ssize_t r = utf8proc_map(src, (utf8proc_ssize_t)n, &mapped, (utf8proc_option_t)opt);
-        if (r < 0) return lt_err_set(err, r == UTF8PROC_ERROR_NOMEM ? LT_ERR_OOM : LT_ERR_ARG,
-                                     "normalising \"%.40s\": %s", s, utf8proc_errmsg(r));
+        utf8proc_ssize_t r =
+            utf8proc_map(src, (utf8proc_ssize_t)n, &mapped, (utf8proc_option_t)opt);
+        if (r < 0)
+            return lt_err_set(err, r == UTF8PROC_ERROR_NOMEM ? LT_ERR_OOM : LT_ERR_ARG,
+                              "normalising \"%.40s\": %s", s, utf8proc_errmsg(r));
         src = mapped, len = (size_t)r;
     }
     char *o = lt_alloc(len + 1);
@@ -86,7 +101,7 @@ lt_status lt_text_normalize(const char *s, size_t n, unsigned flags, char **out,
     // drop articles and put one space between words
     size_t w = 0, word_start = 0;
     bool collapse = flags & (LT_NORM_SPACES | LT_NORM_ARTICLES), in_space = false, new_word = true;
-    for (size_t i = 0;; ) {
+    for (size_t i = 0;;) {
         bool end = i >= len;
         utf8proc_int32_t cp = -1;
         utf8proc_ssize_t l = 0;
@@ -96,8 +111,10 @@ lt_status lt_text_normalize(const char *s, size_t n, unsigned flags, char **out,
             continue;
         }
         if (end || (collapse && is_space_cp(cp))) {
-            if (!new_word && (flags & LT_NORM_ARTICLES) && is_article(o + word_start, w - word_start))
-                w = word_start > 0 && o[word_start - 1] == ' ' && w > 0 ? word_start - 1 : word_start;
+            if (!new_word && (flags & LT_NORM_ARTICLES) &&
+                is_article(o + word_start, w - word_start))
+                w = word_start > 0 && o[word_start - 1] == ' ' && w > 0 ? word_start - 1
+                                                                        : word_start;
             if (end) break;
             in_space = new_word = true;
             i += (size_t)l;
@@ -117,7 +134,8 @@ lt_status lt_text_normalize(const char *s, size_t n, unsigned flags, char **out,
         size_t b = 0, e = w;
         while (b < e) {
             utf8proc_int32_t cp;
-            utf8proc_ssize_t l = utf8proc_iterate((const utf8proc_uint8_t *)o + b, (utf8proc_ssize_t)(e - b), &cp);
+            utf8proc_ssize_t l =
+                utf8proc_iterate((const utf8proc_uint8_t *)o + b, (utf8proc_ssize_t)(e - b), &cp);
             if (l <= 0 || !is_space_cp(cp)) break;
             b += (size_t)l;
         }
@@ -136,9 +154,9 @@ lt_status lt_text_normalize(const char *s, size_t n, unsigned flags, char **out,
     return LT_OK;
 }
 
-lt_status lt_exact_match(const char *const *pred, const char *const *const *gold,
-                         const int *n_gold, int64_t n, unsigned flags, uint8_t *correct,
-                         lt_em_result *res, lt_err *err) {
+lt_status lt_exact_match(const char *const *pred, const char *const *const *gold, const int *n_gold,
+                         int64_t n, unsigned flags, uint8_t *correct, lt_em_result *res,
+                         lt_err *err) {
     lt_em_result r = {.n = n};
     for (int64_t i = 0; i < n; i++) {
         char *p = NULL;

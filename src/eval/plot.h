@@ -14,21 +14,21 @@
 #include "core/core.h"
 
 typedef struct lt_plot_series {
-    const char *name;   // legend text
+    const char *name;    // legend text
     const double *x, *y; // (n) each; borrowed for the call
     int n;
-    const char *color;  // CSS colour, e.g. "#1f77b4"; NULL picks from a palette
+    const char *color; // CSS colour, e.g. "#1f77b4"; NULL picks from a palette
     bool dashed;
-    bool markers;       // draw a dot at each point (for sparse series such as evaluations)
-    float width;        // stroke width in px; 0: 1.8
+    bool markers; // draw a dot at each point (for sparse series such as evaluations)
+    float width;  // stroke width in px; 0: 1.8
 } lt_plot_series;
 
 typedef struct lt_plot_panel {
     const char *title, *xlabel, *ylabel;
     const lt_plot_series *series;
     int n_series;
-    bool y_zero;        // the y axis starts at 0 (when all data are >= 0)
-    bool y_fixed;       // use [y_min, y_max] instead of the data range
+    bool y_zero;  // the y axis starts at 0 (when all data are >= 0)
+    bool y_fixed; // use [y_min, y_max] instead of the data range
     double y_min, y_max;
 } lt_plot_panel;
 

@@ -52,12 +52,21 @@ LT_PRINTF(2, 3) static void add(sv *s, const char *fmt, ...) {
 static void add_escaped(sv *s, const char *t) {
     for (; t && *t; t++) {
         switch (*t) {
-        case '<': add(s, "&lt;"); break;
-        case '>': add(s, "&gt;"); break;
-        case '&': add(s, "&amp;"); break;
-        case '"': add(s, "&quot;"); break;
+        case '<':
+            add(s, "&lt;");
+            break;
+        case '>':
+            add(s, "&gt;");
+            break;
+        case '&':
+            add(s, "&amp;");
+            break;
+        case '"':
+            add(s, "&quot;");
+            break;
         default:
-            if ((unsigned char)*t >= 0x20 || *t == '\t') add(s, "%c", *t); // no control chars in XML
+            if ((unsigned char)*t >= 0x20 || *t == '\t')
+                add(s, "%c", *t); // no control chars in XML
         }
     }
 }
@@ -128,10 +137,11 @@ static void render_panel(sv *s, const lt_plot_panel *p, double ox, double oy, do
     double xt[32], yt[32], xs, ys;
     int nx = lt_plot_nice_ticks(xr.lo, xr.hi, 6, xt, 32, &xs);
     int ny = lt_plot_nice_ticks(yr.lo, yr.hi, 5, yt, 32, &ys);
-#define MX(v) (px + ((v) - xr.lo) / (xr.hi - xr.lo) * pw)
-#define MY(v) (py + ph - ((v) - yr.lo) / (yr.hi - yr.lo) * ph)
+#define MX(v) (px + ((v)-xr.lo) / (xr.hi - xr.lo) * pw)
+#define MY(v) (py + ph - ((v)-yr.lo) / (yr.hi - yr.lo) * ph)
     // title
-    add(s, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">",
+    add(s,
+        "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">",
         px + pw / 2, oy + 22);
     add_escaped(s, p->title);
     add(s, "</text>\n");
@@ -139,51 +149,67 @@ static void render_panel(sv *s, const lt_plot_panel *p, double ox, double oy, do
     char lb[48];
     for (int i = 0; i < ny; i++) {
         double y = MY(yt[i]);
-        add(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\" stroke-width=\"1\"/>\n",
+        add(s,
+            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\" "
+            "stroke-width=\"1\"/>\n",
             px, y, px + pw, y);
-        add(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\" stroke-width=\"1\"/>\n",
+        add(s,
+            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\" "
+            "stroke-width=\"1\"/>\n",
             px - 5, y, px, y);
         tick_label(yt[i], ys, lb, sizeof lb);
-        add(s, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"12\">%s</text>\n", px - 8,
-            y + 4, lb);
+        add(s, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"12\">%s</text>\n",
+            px - 8, y + 4, lb);
     }
     for (int i = 0; i < nx; i++) {
         double x = MX(xt[i]);
-        add(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\" stroke-width=\"1\"/>\n",
+        add(s,
+            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\" "
+            "stroke-width=\"1\"/>\n",
             x, py, x, py + ph);
-        add(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\" stroke-width=\"1\"/>\n",
+        add(s,
+            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\" "
+            "stroke-width=\"1\"/>\n",
             x, py + ph, x, py + ph + 5);
         tick_label(xt[i], xs, lb, sizeof lb);
         add(s, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\">%s</text>\n", x,
             py + ph + 19, lb);
     }
     // frame
-    add(s, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\" stroke-width=\"1\"/>\n",
+    add(s,
+        "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\" "
+        "stroke-width=\"1\"/>\n",
         px, py, pw, ph);
     // axis titles
-    add(s, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\">", px + pw / 2, oy + H - 12);
+    add(s, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\">", px + pw / 2,
+        oy + H - 12);
     add_escaped(s, p->xlabel);
-    add(s, "</text>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" "
-        "transform=\"rotate(-90 %.1f %.1f)\">", ox + 18, py + ph / 2, ox + 18, py + ph / 2);
+    add(s,
+        "</text>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" "
+        "transform=\"rotate(-90 %.1f %.1f)\">",
+        ox + 18, py + ph / 2, ox + 18, py + ph / 2);
     add_escaped(s, p->ylabel);
     add(s, "</text>\n");
     // series, clipped to the plot area
-    add(s, "<defs><clipPath id=\"clip%d\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+    add(s,
+        "<defs><clipPath id=\"clip%d\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
         "height=\"%.1f\"/></clipPath></defs>\n<g clip-path=\"url(#clip%d)\">\n",
         *color_i, px - 4, py - 4, pw + 8, ph + 8, *color_i);
     const char *colors[64];
     for (int k = 0; k < p->n_series && k < 64; k++) {
         const lt_plot_series *se = &p->series[k];
-        const char *col = se->color ? se->color : palette[(size_t)k % (sizeof palette / sizeof *palette)];
+        const char *col =
+            se->color ? se->color : palette[(size_t)k % (sizeof palette / sizeof *palette)];
         colors[k] = col;
         double wd = se->width > 0 ? se->width : 1.8;
         bool open = false;
         for (int i = 0; i < se->n; i++) {
             bool ok = isfinite(se->x[i]) && isfinite(se->y[i]);
             if (ok && !open) {
-                add(s, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" "
-                    "stroke-linejoin=\"round\"%s points=\"", col, wd,
-                    se->dashed ? " stroke-dasharray=\"6 4\"" : "");
+                add(s,
+                    "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" "
+                    "stroke-linejoin=\"round\"%s points=\"",
+                    col, wd, se->dashed ? " stroke-dasharray=\"6 4\"" : "");
                 open = true;
             } else if (!ok && open) {
                 add(s, "\"/>\n");
@@ -195,7 +221,9 @@ static void render_panel(sv *s, const lt_plot_panel *p, double ox, double oy, do
         if (se->markers)
             for (int i = 0; i < se->n; i++)
                 if (isfinite(se->x[i]) && isfinite(se->y[i]))
-                    add(s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.2\" fill=\"%s\" stroke=\"white\" stroke-width=\"0.8\"/>\n",
+                    add(s,
+                        "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.2\" fill=\"%s\" stroke=\"white\" "
+                        "stroke-width=\"0.8\"/>\n",
                         MX(se->x[i]), MY(se->y[i]), col);
     }
     add(s, "</g>\n");
@@ -210,7 +238,8 @@ static void render_panel(sv *s, const lt_plot_panel *p, double ox, double oy, do
         // the corner whose box covers the fewest points (top right on ties)
         long best_hits = -1;
         for (int corner = 0; corner < 4; corner++) {
-            double cx = corner & 1 ? px + 8 : px + pw - bw - 8, cy = corner & 2 ? py + ph - bh - 8 : py + 8;
+            double cx = corner & 1 ? px + 8 : px + pw - bw - 8,
+                   cy = corner & 2 ? py + ph - bh - 8 : py + 8;
             long hits = 0;
             for (int k = 0; k < p->n_series; k++) {
                 const lt_plot_series *se = &p->series[k];
@@ -222,15 +251,21 @@ static void render_panel(sv *s, const lt_plot_panel *p, double ox, double oy, do
             }
             if (best_hits < 0 || hits < best_hits) best_hits = hits, bx = cx, by = cy;
         }
-        add(s, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" "
-            "fill-opacity=\"0.85\" stroke=\"#bbb\" stroke-width=\"1\" rx=\"3\"/>\n", bx, by, bw, bh);
+        add(s,
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" "
+            "fill-opacity=\"0.85\" stroke=\"#bbb\" stroke-width=\"1\" rx=\"3\"/>\n",
+            bx, by, bw, bh);
         for (int k = 0; k < p->n_series && k < 64; k++) {
             const lt_plot_series *se = &p->series[k];
             double y = by + 14 + 18.0 * k;
-            add(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.2\"%s/>\n",
-                bx + 8, y - 4, bx + 32, y - 4, colors[k], se->dashed ? " stroke-dasharray=\"6 4\"" : "");
+            add(s,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                "stroke-width=\"2.2\"%s/>\n",
+                bx + 8, y - 4, bx + 32, y - 4, colors[k],
+                se->dashed ? " stroke-dasharray=\"6 4\"" : "");
             if (se->markers)
-                add(s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.2\" fill=\"%s\"/>\n", bx + 20, y - 4, colors[k]);
+                add(s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.2\" fill=\"%s\"/>\n", bx + 20, y - 4,
+                    colors[k]);
             add(s, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\">", bx + 38, y);
             add_escaped(s, se->name);
             add(s, "</text>\n");
@@ -245,17 +280,21 @@ lt_status lt_plot_svg_render(const lt_plot_panel *panels, int n_panels, int cols
                              int panel_h, const char *title, char **out, size_t *out_len,
                              lt_err *err) {
     if (n_panels < 1 || cols < 1)
-        return lt_err_set(err, LT_ERR_ARG, "a figure needs at least one panel and one column "
-                          "(got %d panels, %d columns)", n_panels, cols);
+        return lt_err_set(err, LT_ERR_ARG,
+                          "a figure needs at least one panel and one column "
+                          "(got %d panels, %d columns)",
+                          n_panels, cols);
     for (int i = 0; i < n_panels; i++) {
         if (panels[i].n_series < 0 || (panels[i].n_series > 0 && !panels[i].series))
             return lt_err_set(err, LT_ERR_ARG, "panel %d: bad series list", i);
         if (panels[i].n_series > 64)
-            return lt_err_set(err, LT_ERR_ARG, "panel %d: %d series (at most 64)", i, panels[i].n_series);
+            return lt_err_set(err, LT_ERR_ARG, "panel %d: %d series (at most 64)", i,
+                              panels[i].n_series);
         for (int k = 0; k < panels[i].n_series; k++) {
             const lt_plot_series *se = &panels[i].series[k];
             if (se->n < 0 || (se->n > 0 && (!se->x || !se->y)))
-                return lt_err_set(err, LT_ERR_ARG, "panel %d series %d: %d points without data", i, k, se->n);
+                return lt_err_set(err, LT_ERR_ARG, "panel %d series %d: %d points without data", i,
+                                  k, se->n);
         }
     }
     double W = panel_w > 0 ? panel_w : 560, H = panel_h > 0 ? panel_h : 360;
@@ -264,12 +303,17 @@ lt_status lt_plot_svg_render(const lt_plot_panel *panels, int n_panels, int cols
     double top = title && title[0] ? 34 : 0;
     double FW = W * cols, FH = H * rows + top;
     sv s = {0};
-    add(&s, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    add(&s,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%.0f\" height=\"%.0f\" "
         "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n"
-        "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", FW, FH, FW, FH, FW, FH);
+        "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n",
+        FW, FH, FW, FH, FW, FH);
     if (top > 0) {
-        add(&s, "<text x=\"%.1f\" y=\"24\" text-anchor=\"middle\" font-size=\"17\" font-weight=\"bold\">", FW / 2);
+        add(&s,
+            "<text x=\"%.1f\" y=\"24\" text-anchor=\"middle\" font-size=\"17\" "
+            "font-weight=\"bold\">",
+            FW / 2);
         add_escaped(&s, title);
         add(&s, "</text>\n");
     }
@@ -290,7 +334,8 @@ lt_status lt_plot_svg_write(const char *path, const lt_plot_panel *panels, int n
                             int panel_w, int panel_h, const char *title, lt_err *err) {
     char *svg;
     size_t n;
-    lt_status st = lt_plot_svg_render(panels, n_panels, cols, panel_w, panel_h, title, &svg, &n, err);
+    lt_status st =
+        lt_plot_svg_render(panels, n_panels, cols, panel_w, panel_h, title, &svg, &n, err);
     if (st) return st;
     st = lt_write_file_atomic(path, svg, n, err);
     lt_free(svg);

@@ -52,8 +52,9 @@ lt_status lt_jsonl_read(const char *path, lt_jsonl *out, lt_err *err) {
         cJSON *rec = NULL;
         if ((st = lt_json_parse(data + b, q - b, what, &rec, err))) goto fail;
         if (!cJSON_IsObject(rec)) {
-            st = lt_err_set(err, LT_ERR_FORMAT, "%s:%lld: expected a JSON object per line, found %s",
-                            path, (long long)line, lt_json_type_name(rec));
+            st =
+                lt_err_set(err, LT_ERR_FORMAT, "%s:%lld: expected a JSON object per line, found %s",
+                           path, (long long)line, lt_json_type_name(rec));
             cJSON_Delete(rec);
             goto fail;
         }
@@ -75,9 +76,12 @@ fail:
 static bool id_text(const cJSON *rec, const char *key, char *buf, size_t n) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, key);
     int64_t x;
-    if (cJSON_IsString(v)) snprintf(buf, n, "%s", v->valuestring);
-    else if (lt_json_as_int(v, &x)) snprintf(buf, n, "%lld", (long long)x);
-    else return false;
+    if (cJSON_IsString(v))
+        snprintf(buf, n, "%s", v->valuestring);
+    else if (lt_json_as_int(v, &x))
+        snprintf(buf, n, "%lld", (long long)x);
+    else
+        return false;
     return true;
 }
 
@@ -107,15 +111,17 @@ static lt_status map_build(const lt_jsonl *f, const char *key, id_map *m, lt_err
     char a[512], b[512];
     for (int64_t i = 0; i < f->n; i++) {
         if (!id_text(f->rec[i], key, a, sizeof a))
-            return lt_err_set(err, LT_ERR_FORMAT, "%s:%lld: no \"%s\" (a string or an integer) to "
-                              "join on", f->path, (long long)f->line[i], key);
+            return lt_err_set(err, LT_ERR_FORMAT,
+                              "%s:%lld: no \"%s\" (a string or an integer) to "
+                              "join on",
+                              f->path, (long long)f->line[i], key);
         uint64_t h = hash_str(a);
         size_t k = h & (m->cap - 1);
         while (m->e[k].idx >= 0) {
             if (m->e[k].h == h && id_text(f->rec[m->e[k].idx], key, b, sizeof b) && !strcmp(a, b))
-                return lt_err_set(err, LT_ERR_FORMAT, "%s:%lld: %s \"%s\" also appears on line %lld",
-                                  f->path, (long long)f->line[i], key, a,
-                                  (long long)f->line[m->e[k].idx]);
+                return lt_err_set(err, LT_ERR_FORMAT,
+                                  "%s:%lld: %s \"%s\" also appears on line %lld", f->path,
+                                  (long long)f->line[i], key, a, (long long)f->line[m->e[k].idx]);
             k = (k + 1) & (m->cap - 1);
         }
         m->e[k].h = h, m->e[k].idx = i;
@@ -136,10 +142,11 @@ lt_status lt_eval_join(const lt_jsonl *pred, const lt_jsonl *gold, const char *i
                        int64_t *pred_of_gold, lt_err *err) {
     if (!id_key) {
         if (pred->n != gold->n)
-            return lt_err_set(err, LT_ERR_FORMAT, "%s has %lld predictions but %s has %lld gold "
+            return lt_err_set(err, LT_ERR_FORMAT,
+                              "%s has %lld predictions but %s has %lld gold "
                               "records: joined by position they must be equal (use --join-key to "
-                              "join by id)", pred->path, (long long)pred->n, gold->path,
-                              (long long)gold->n);
+                              "join by id)",
+                              pred->path, (long long)pred->n, gold->path, (long long)gold->n);
         for (int64_t i = 0; i < gold->n; i++) pred_of_gold[i] = i;
         return LT_OK;
     }
@@ -172,9 +179,12 @@ const char *lt_eval_field_text(const cJSON *rec, const char *key, char **owned) 
     if (cJSON_IsString(v)) return v->valuestring;
     int64_t x;
     char buf[64];
-    if (cJSON_IsBool(v)) snprintf(buf, sizeof buf, "%s", cJSON_IsTrue(v) ? "true" : "false");
-    else if (cJSON_IsNumber(v) && lt_json_as_int(v, &x)) snprintf(buf, sizeof buf, "%lld", (long long)x);
-    else if (cJSON_IsNumber(v)) snprintf(buf, sizeof buf, "%.17g", v->valuedouble);
+    if (cJSON_IsBool(v))
+        snprintf(buf, sizeof buf, "%s", cJSON_IsTrue(v) ? "true" : "false");
+    else if (cJSON_IsNumber(v) && lt_json_as_int(v, &x))
+        snprintf(buf, sizeof buf, "%lld", (long long)x);
+    else if (cJSON_IsNumber(v))
+        snprintf(buf, sizeof buf, "%.17g", v->valuedouble);
     else {
         char *t = cJSON_PrintUnformatted(v);
         if (!t) return NULL;
@@ -252,7 +262,9 @@ cJSON *lt_report_compare(const cJSON *before, const cJSON *after) {
 
 lt_status lt_eval_perplexity(struct lt_model *m, const struct lt_dataset *d, int B, int T,
                              int32_t pad_id, lt_ppl_result *res, lt_err *err) {
-    if (B < 1 || T < 2) return lt_err_set(err, LT_ERR_ARG, "batch %d and sequence %d (>= 2) must be positive", B, T);
+    if (B < 1 || T < 2)
+        return lt_err_set(err, LT_ERR_ARG, "batch %d and sequence %d (>= 2) must be positive", B,
+                          T);
     lt_ppl_result r = {.n_examples = d->n};
     for (int64_t i = 0; i < d->n; i++) {
         const lt_example *e = &d->ex[i];
@@ -275,10 +287,14 @@ cJSON *lt_ppl_report(const lt_ppl_result *r) {
     cJSON_AddStringToObject(o, "task", "perplexity");
     cJSON_AddNumberToObject(o, "n_examples", (double)r->n_examples);
     cJSON_AddNumberToObject(o, "n_tokens", (double)r->n_tokens);
-    if (isfinite(r->mean_loss)) cJSON_AddNumberToObject(o, "mean_loss", r->mean_loss);
-    else cJSON_AddNullToObject(o, "mean_loss");
-    if (isfinite(r->perplexity)) cJSON_AddNumberToObject(o, "perplexity", r->perplexity);
-    else cJSON_AddNullToObject(o, "perplexity");
+    if (isfinite(r->mean_loss))
+        cJSON_AddNumberToObject(o, "mean_loss", r->mean_loss);
+    else
+        cJSON_AddNullToObject(o, "mean_loss");
+    if (isfinite(r->perplexity))
+        cJSON_AddNumberToObject(o, "perplexity", r->perplexity);
+    else
+        cJSON_AddNullToObject(o, "perplexity");
     if (cJSON_GetArraySize(o) != 5) {
         cJSON_Delete(o);
         return NULL;

@@ -18,10 +18,14 @@
 
 const char *lt_finish_name(lt_finish f) {
     switch (f) {
-    case LT_FINISH_EOS: return "eos";
-    case LT_FINISH_STOP: return "stop";
-    case LT_FINISH_JSON: return "json";
-    default: return "length";
+    case LT_FINISH_EOS:
+        return "eos";
+    case LT_FINISH_STOP:
+        return "stop";
+    case LT_FINISH_JSON:
+        return "json";
+    default:
+        return "length";
     }
 }
 
@@ -48,22 +52,22 @@ void lt_gen_out_deinit(lt_gen_out *outs, int64_t n) {
 
 // Per-row state of the batch being generated.
 typedef struct row {
-    int64_t idx;       // prompt index
-    bool active;       // still generating
-    int n_real;        // real tokens in the cache (prompt + fed generated ones)
-    int32_t *hist;     // (max_P + max_new) prompt then generated ids (for the repetition penalty)
+    int64_t idx;   // prompt index
+    bool active;   // still generating
+    int n_real;    // real tokens in the cache (prompt + fed generated ones)
+    int32_t *hist; // (max_P + max_new) prompt then generated ids (for the repetition penalty)
     int n_hist, n_gen;
     lt_jstate js;
     lt_rng rng;
     lt_finish finish;
-    char *bytes;       // generated token bytes (for stop strings)
+    char *bytes; // generated token bytes (for stop strings)
     size_t n_bytes, cap_bytes;
     // scratch
-    float *work, *fscratch; // (V)
-    int32_t *iscratch;      // (V)
+    float *work, *fscratch;  // (V)
+    int32_t *iscratch;       // (V)
     uint8_t *seen, *allowed; // (V)
     int32_t pick;
-    int failed;        // 1: no allowed token (an internal invariant broke)
+    int failed; // 1: no allowed token (an internal invariant broke)
 } row;
 
 typedef struct gen {
@@ -147,7 +151,7 @@ static void pick_token(const gen *g, row *r) {
 
 // Appends bytes to the row's text and reports whether a stop string now appears in it.
 static int stop_hit(const gen *g, row *r, const char *b, size_t n, lt_err *err) {
-    if (!g->o->n_stop || !b) return 0;
+    if (!g->o->n_stop || !b || g->o->json) return 0; // a document ends itself
     if (r->n_bytes + n + 1 > r->cap_bytes) {
         size_t cap = (r->n_bytes + n + 1) * 2;
         char *nb = lt_realloc(r->bytes, cap);
@@ -185,7 +189,8 @@ static lt_status finish_row(const gen *g, row *r, lt_gen_out *out, lt_err *err) 
         size_t cut = out->text_len;
         for (int k = 0; k < g->o->n_stop; k++) {
             const char *hit = strstr(out->text, g->o->stop[k]);
-            if (g->o->stop[k][0] && hit && (size_t)(hit - out->text) < cut) cut = (size_t)(hit - out->text);
+            if (g->o->stop[k][0] && hit && (size_t)(hit - out->text) < cut)
+                cut = (size_t)(hit - out->text);
         }
         out->text[cut] = 0;
         out->text_len = cut;
@@ -193,38 +198,49 @@ static lt_status finish_row(const gen *g, row *r, lt_gen_out *out, lt_err *err) 
     return LT_OK;
 }
 
-static lt_status check_opts(const lt_model *m, const lt_tokenizer *tok, const int32_t *const *prompts,
-                            const int *plen, int64_t n, const lt_gen_opts *o, lt_err *err) {
+static lt_status check_opts(const lt_model *m, const lt_tokenizer *tok,
+                            const int32_t *const *prompts, const int *plen, int64_t n,
+                            const lt_gen_opts *o, lt_err *err) {
     const lt_sampler_opts *s = &o->sampler;
     if (o->max_new_tokens < 1 || o->batch < 1 || o->batch > 4096)
-        return lt_err_set(err, LT_ERR_ARG, "max_new_tokens %d and batch %d must be >= 1 (batch <= "
-                          "4096)", o->max_new_tokens, o->batch);
+        return lt_err_set(err, LT_ERR_ARG,
+                          "max_new_tokens %d and batch %d must be >= 1 (batch <= "
+                          "4096)",
+                          o->max_new_tokens, o->batch);
     if (!isfinite(s->temperature) || !(s->top_p > 0) || s->top_k < 0 ||
         !(s->repetition_penalty > 0) || !isfinite(s->repetition_penalty))
-        return lt_err_set(err, LT_ERR_ARG, "bad sampling settings: temperature %g, top_k %d, top_p "
-                          "%g (0 < p <= 1), repetition_penalty %g (> 0)", (double)s->temperature,
-                          s->top_k, (double)s->top_p, (double)s->repetition_penalty);
+        return lt_err_set(err, LT_ERR_ARG,
+                          "bad sampling settings: temperature %g, top_k %d, top_p "
+                          "%g (0 < p <= 1), repetition_penalty %g (> 0)",
+                          (double)s->temperature, s->top_k, (double)s->top_p,
+                          (double)s->repetition_penalty);
     if ((o->json || o->n_stop) && !tok)
         return lt_err_set(err, LT_ERR_ARG, "stop strings and JSON constraints need a tokenizer");
     if (o->n_stop < 0 || (o->n_stop && !o->stop))
         return lt_err_set(err, LT_ERR_ARG, "bad stop string list");
     if (o->json && lt_jschema_min_bytes(lt_jvocab_schema(o->json)) > o->max_new_tokens)
-        return lt_err_set(err, LT_ERR_ARG, "max_new_tokens %d is too small for the JSON schema: its "
+        return lt_err_set(err, LT_ERR_ARG,
+                          "max_new_tokens %d is too small for the JSON schema: its "
                           "shortest document takes %d bytes, and a byte may need a token of its "
-                          "own", o->max_new_tokens, lt_jschema_min_bytes(lt_jvocab_schema(o->json)));
+                          "own",
+                          o->max_new_tokens, lt_jschema_min_bytes(lt_jvocab_schema(o->json)));
     for (int64_t i = 0; i < n; i++) {
         if (plen[i] < 1 || !prompts[i])
-            return lt_err_set(err, LT_ERR_ARG, "prompt %lld is empty (it needs at least one token, "
-                              "e.g. BOS)", (long long)i);
+            return lt_err_set(err, LT_ERR_ARG,
+                              "prompt %lld is empty (it needs at least one token, "
+                              "e.g. BOS)",
+                              (long long)i);
         if (plen[i] > m->cfg.max_pos - o->max_new_tokens)
-            return lt_err_set(err, LT_ERR_ARG, "prompt %lld has %d tokens: with max_new_tokens %d it "
-                              "exceeds the model's %d positions", (long long)i, plen[i],
-                              o->max_new_tokens, m->cfg.max_pos);
+            return lt_err_set(err, LT_ERR_ARG,
+                              "prompt %lld has %d tokens: with max_new_tokens %d it "
+                              "exceeds the model's %d positions",
+                              (long long)i, plen[i], o->max_new_tokens, m->cfg.max_pos);
         for (int t = 0; t < plen[i]; t++)
             if (prompts[i][t] < 0 || prompts[i][t] >= m->cfg.n_vocab)
-                return lt_err_set(err, LT_ERR_ARG, "prompt %lld: token %d is id %d, outside the "
-                                  "model's vocabulary of %d", (long long)i, t, prompts[i][t],
-                                  m->cfg.n_vocab);
+                return lt_err_set(err, LT_ERR_ARG,
+                                  "prompt %lld: token %d is id %d, outside the "
+                                  "model's vocabulary of %d",
+                                  (long long)i, t, prompts[i][t], m->cfg.n_vocab);
     }
     return LT_OK;
 }
@@ -239,8 +255,10 @@ lt_status lt_generate(lt_model *m, const lt_tokenizer *tok, const int32_t *const
     gen g = {.m = m, .tok = tok, .o = o, .V = m->cfg.n_vocab};
     g.V_ok = tok && lt_tokenizer_n_vocab(tok) < g.V ? lt_tokenizer_n_vocab(tok) : g.V;
     g.eos = o->eos_id >= 0 ? o->eos_id : tok ? lt_tokenizer_eos(tok) : m->cfg.eos_id;
-    g.pad = o->pad_id >= 0 ? o->pad_id : tok && lt_tokenizer_pad(tok) >= 0 ? lt_tokenizer_pad(tok)
-          : g.eos >= 0 ? g.eos : 0;
+    g.pad = o->pad_id >= 0                      ? o->pad_id
+            : tok && lt_tokenizer_pad(tok) >= 0 ? lt_tokenizer_pad(tok)
+            : g.eos >= 0                        ? g.eos
+                                                : 0;
     if (g.pad >= g.V) g.pad = 0;
     const int V = g.V, max_new = o->max_new_tokens;
     int max_P = 0;
@@ -264,7 +282,8 @@ lt_status lt_generate(lt_model *m, const lt_tokenizer *tok, const int32_t *const
         r->iscratch = lt_alloc(sizeof(int32_t) * (size_t)V);
         r->seen = lt_calloc((size_t)V, 1);
         r->allowed = lt_alloc((size_t)V);
-        if (!r->hist || !r->work || !r->fscratch || !r->iscratch || !r->seen || !r->allowed) goto oom;
+        if (!r->hist || !r->work || !r->fscratch || !r->iscratch || !r->seen || !r->allowed)
+            goto oom;
     }
     lt_progress pb;
     if (o->progress) lt_progress_init(&pb, "generate", (long)n, "prompts");
@@ -309,7 +328,8 @@ lt_status lt_generate(lt_model *m, const lt_tokenizer *tok, const int32_t *const
         for (int step = 0; step < max_new; step++) {
             int any = 0;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) if (nb > 1 && (o->json || (size_t)V * (size_t)nb >= ((size_t)1 << 20)))
+#pragma omp parallel for schedule(                                                                 \
+    dynamic, 1) if (nb > 1 && (o->json || (size_t)V * (size_t)nb >= ((size_t)1 << 20)))
 #endif
             for (int b = 0; b < nb; b++) {
                 row *r = &rows[b];
@@ -322,9 +342,11 @@ lt_status lt_generate(lt_model *m, const lt_tokenizer *tok, const int32_t *const
                 ids[b] = g.pad, km[b] = 0, pos[b] = 0;
                 if (!r->active) continue;
                 if (r->failed) {
-                    st = lt_err_set(err, LT_ERR_ARG, "prompt %lld, new token %d: no token is "
-                                    "allowed (every logit is -inf or NaN%s)", (long long)r->idx,
-                                    r->n_gen, o->json ? ", or the JSON constraint left none" : "");
+                    st = lt_err_set(err, LT_ERR_ARG,
+                                    "prompt %lld, new token %d: no token is "
+                                    "allowed (every logit is -inf or NaN%s)",
+                                    (long long)r->idx, r->n_gen,
+                                    o->json ? ", or the JSON constraint left none" : "");
                     goto fail;
                 }
                 int32_t t = r->pick;
@@ -341,8 +363,10 @@ lt_status lt_generate(lt_model *m, const lt_tokenizer *tok, const int32_t *const
                 if (o->on_token) o->on_token(o->ud, r->idx, t, bytes, nbytes);
                 if (o->json) {
                     if (!lt_jstate_feed(lt_jvocab_schema(o->json), &r->js, bytes, nbytes)) {
-                        st = lt_err_set(err, LT_ERR_ARG, "prompt %lld: internal error: the JSON "
-                                        "state rejected the token it allowed", (long long)r->idx);
+                        st = lt_err_set(err, LT_ERR_ARG,
+                                        "prompt %lld: internal error: the JSON "
+                                        "state rejected the token it allowed",
+                                        (long long)r->idx);
                         goto fail;
                     }
                     if (lt_jstate_done(&r->js)) {
@@ -383,7 +407,8 @@ lt_status lt_generate(lt_model *m, const lt_tokenizer *tok, const int32_t *const
     if (o->progress) lt_progress_finish(&pb);
     goto done;
 oom:
-    st = lt_err_set(err, LT_ERR_OOM, "out of memory for generation (batch %d, vocabulary %d)", B, V);
+    st =
+        lt_err_set(err, LT_ERR_OOM, "out of memory for generation (batch %d, vocabulary %d)", B, V);
 fail:
     lt_gen_out_deinit(out, n);
 done:

@@ -68,7 +68,8 @@ typedef struct lt_sampler_opts {
 //   {"type": "object", "properties": {name: prop, ...}, "required": [names]}
 // where each prop is one of
 //   {"type": "string", "minLength"?: n, "maxLength"?: n}      code points, escapes count as one
-//   {"type": "number" | "integer", "minimum"?, "maximum"?, "exclusiveMinimum"?, "exclusiveMaximum"?}
+//   {"type": "number" | "integer", "minimum"?, "maximum"?, "exclusiveMinimum"?,
+//   "exclusiveMaximum"?}
 //   {"type": "boolean"}
 //   {"enum": [v, ...]} or {"const": v}  (strings, numbers, booleans or null; "type" optional)
 // Nested objects and arrays, $ref, patterns and formats are LT_ERR_UNSUPPORTED (named in the
@@ -99,8 +100,7 @@ typedef struct lt_jschema lt_jschema;
 // Compiles a schema. `what` names it in messages (e.g. the file name). *out freed with
 // lt_jschema_free. Errors: LT_ERR_FORMAT (not a valid schema of the subset), LT_ERR_UNSUPPORTED
 // (a keyword or type outside it), LT_ERR_OOM.
-lt_status lt_jschema_compile(const cJSON *schema, const char *what, lt_jschema **out,
-                             lt_err *err);
+lt_status lt_jschema_compile(const cJSON *schema, const char *what, lt_jschema **out, lt_err *err);
 lt_status lt_jschema_load(const char *path, lt_jschema **out, lt_err *err);
 void lt_jschema_free(lt_jschema *s);
 int lt_jschema_n_props(const lt_jschema *s);
@@ -134,8 +134,7 @@ typedef struct lt_jvocab lt_jvocab;
 // Fails with LT_ERR_UNSUPPORTED when the vocabulary lacks a single-byte token for a byte that a
 // shortest completion may need (structural characters, digits, bytes of keys and enum values),
 // since the budget counts one token per byte.
-lt_status lt_jvocab_new(const lt_jschema *s, const lt_tokenizer *tok, lt_jvocab **out,
-                        lt_err *err);
+lt_status lt_jvocab_new(const lt_jschema *s, const lt_tokenizer *tok, lt_jvocab **out, lt_err *err);
 void lt_jvocab_free(lt_jvocab *jv);
 const lt_jschema *lt_jvocab_schema(const lt_jvocab *jv);
 // Whether token id may follow state st when `budget` tokens may still come after it. If so and
@@ -160,16 +159,16 @@ typedef enum {
 const char *lt_finish_name(lt_finish f); // "length", "eos", "stop", "json"
 
 typedef struct lt_gen_opts {
-    int max_new_tokens;       // default 128
-    lt_sampler_opts sampler;  // default greedy, no penalty
-    uint64_t seed;            // default 0
-    const char *const *stop;  // stop strings (borrowed), n_stop of them
+    int max_new_tokens;      // default 128
+    lt_sampler_opts sampler; // default greedy, no penalty
+    uint64_t seed;           // default 0
+    const char *const *stop; // stop strings (borrowed), n_stop of them; ignored with json
     int n_stop;
-    int batch;                // prompts decoded together (default 8)
-    int32_t eos_id;           // -1 (default): the tokenizer's, else the model config's
-    int32_t pad_id;           // id fed at padded positions; -1 (default): pad, eos or 0
-    const lt_jvocab *json;    // constrain to this schema (needs the tokenizer); NULL: free text
-    bool progress;            // progress bar over prompts on stderr
+    int batch;             // prompts decoded together (default 8)
+    int32_t eos_id;        // -1 (default): the tokenizer's, else the model config's
+    int32_t pad_id;        // id fed at padded positions; -1 (default): pad, eos or 0
+    const lt_jvocab *json; // constrain to this schema (needs the tokenizer); NULL: free text
+    bool progress;         // progress bar over prompts on stderr
     // Streaming (may be NULL): called for each generated token of prompt `idx` with its bytes
     // (lt_tokenizer_token_bytes; NULL/0 without a tokenizer), in generation order.
     void (*on_token)(void *ud, int64_t idx, int32_t id, const char *bytes, size_t n);
@@ -178,12 +177,12 @@ typedef struct lt_gen_opts {
 void lt_gen_opts_default(lt_gen_opts *o);
 
 typedef struct lt_gen_out {
-    int32_t *ids;     // generated ids, EOS excluded (lt_alloc; lt_gen_out_deinit frees)
+    int32_t *ids; // generated ids, EOS excluded (lt_alloc; lt_gen_out_deinit frees)
     int n_ids;
-    char *text;       // lt_tokenizer_decode(ids, skip special), cut before a stop string;
-    size_t text_len;  // NULL without a tokenizer
+    char *text;      // lt_tokenizer_decode(ids, skip special), cut before a stop string;
+    size_t text_len; // NULL without a tokenizer
     lt_finish finish;
-    int n_prompt;     // prompt tokens
+    int n_prompt; // prompt tokens
 } lt_gen_out;
 
 // Generates for n prompts (prompts[i] has prompt_len[i] >= 1 ids, already encoded with any BOS).

@@ -26,10 +26,31 @@
 #define MAG_MAX (1000000000000LL * MICRO - 1) // 1e12 - 1e-6 in micro units
 
 enum { K_STRING = 0, K_NUMBER, K_INTEGER, K_LITS };
-enum { S_START = 0, S_OPEN, S_KEY, S_COLON, S_VALUE, S_STR, S_LIT, S_NUM, S_AFTER, S_COMMA, S_DONE };
+enum {
+    S_START = 0,
+    S_OPEN,
+    S_KEY,
+    S_COLON,
+    S_VALUE,
+    S_STR,
+    S_LIT,
+    S_NUM,
+    S_AFTER,
+    S_COMMA,
+    S_DONE
+};
 // string escape states
-enum { E_NONE = 0, E_BS = 1, E_HEX0 = 2, /* 2..5: hex digit esc-2 expected */ E_PAIR_BS = 6,
-       E_PAIR_U, E_PAIR_D, E_PAIR_C, E_PAIR_H2, E_PAIR_H3 };
+enum {
+    E_NONE = 0,
+    E_BS = 1,
+    E_HEX0 = 2,
+    /* 2..5: hex digit esc-2 expected */ E_PAIR_BS = 6,
+    E_PAIR_U,
+    E_PAIR_D,
+    E_PAIR_C,
+    E_PAIR_H2,
+    E_PAIR_H3
+};
 
 typedef struct jprop {
     char *key; // the key's JSON literal, quotes included
@@ -53,8 +74,12 @@ struct lt_jschema {
     int min_bytes;
 };
 
-static int imin(int a, int b) { return a < b ? a : b; }
-static bool is_ws(unsigned c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+static int imin(int a, int b) {
+    return a < b ? a : b;
+}
+static bool is_ws(unsigned c) {
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
 static int hexval(unsigned c) {
     if (c >= '0' && c <= '9') return (int)c - '0';
     if (c >= 'a' && c <= 'f') return (int)c - 'a' + 10;
@@ -66,7 +91,9 @@ static int64_t pow10i(int k) {
     while (k-- > 0) p *= 10;
     return p;
 }
-static int64_t ceil_div(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; }
+static int64_t ceil_div(int64_t a, int64_t b) {
+    return a <= 0 ? 0 : (a + b - 1) / b;
+}
 
 // ---------------------------------------------------------------------------------------------
 // numbers: the fewest characters that complete a decimal prefix to a value in range
@@ -79,7 +106,8 @@ static int mag_cost(bool frac_ok, int ni, int64_t I, bool dot, int nf, int64_t F
     if (A > B) return INF;
     if (ni == 0) {
         int best = INF;
-        for (int d = 0; d <= 9; d++) best = imin(best, 1 + mag_cost(frac_ok, 1, d, false, 0, 0, A, B));
+        for (int d = 0; d <= 9; d++)
+            best = imin(best, 1 + mag_cost(frac_ok, 1, d, false, 0, 0, A, B));
         return best;
     }
     if (dot) {
@@ -184,8 +212,10 @@ static int open_cost(const lt_jschema *s) {
 
 static int str_rest(const jprop *p, const lt_jstate *st) {
     int pending = 0;
-    if (st->u8need) pending = st->u8need;
-    else if (st->esc == E_BS) pending = 1;
+    if (st->u8need)
+        pending = st->u8need;
+    else if (st->esc == E_BS)
+        pending = 1;
     else if (st->esc >= E_HEX0 && st->esc < E_PAIR_BS) {
         pending = E_PAIR_BS - st->esc;
         if (st->esc >= E_HEX0 + 2 && st->hex0 == 0xD && st->hex1 >= 8) pending += 6;
@@ -200,8 +230,10 @@ static int str_rest(const jprop *p, const lt_jstate *st) {
 int lt_jstate_dist(const lt_jschema *s, const lt_jstate *st) {
     const jprop *p = st->prop >= 0 && st->prop < s->n ? &s->props[st->prop] : NULL;
     switch (st->mode) {
-    case S_START: return 1 + open_cost(s);
-    case S_OPEN: return open_cost(s);
+    case S_START:
+        return 1 + open_cost(s);
+    case S_OPEN:
+        return open_cost(s);
     case S_KEY: {
         int best = INF;
         for (int j = 0; j < s->n; j++)
@@ -210,9 +242,12 @@ int lt_jstate_dist(const lt_jschema *s, const lt_jstate *st) {
                                       s->close[j + 1]);
         return best;
     }
-    case S_COLON: return 1 + p->minval + s->close[st->prop + 1];
-    case S_VALUE: return p->minval + s->close[st->prop + 1];
-    case S_STR: return str_rest(p, st) + s->close[st->prop + 1];
+    case S_COLON:
+        return 1 + p->minval + s->close[st->prop + 1];
+    case S_VALUE:
+        return p->minval + s->close[st->prop + 1];
+    case S_STR:
+        return str_rest(p, st) + s->close[st->prop + 1];
     case S_LIT: {
         int best = INF;
         for (int i = st->lo; i < st->hi; i++) best = imin(best, s->lit_len[i] - st->depth);
@@ -222,13 +257,18 @@ int lt_jstate_dist(const lt_jschema *s, const lt_jstate *st) {
         int c = num_cost(p, st);
         return c >= INF ? INF : c + s->close[st->prop + 1];
     }
-    case S_AFTER: return s->close[st->next];
-    case S_COMMA: return after_comma_cost(s, st->next);
-    default: return 0;
+    case S_AFTER:
+        return s->close[st->next];
+    case S_COMMA:
+        return after_comma_cost(s, st->next);
+    default:
+        return 0;
     }
 }
 
-bool lt_jstate_done(const lt_jstate *st) { return st->mode == S_DONE; }
+bool lt_jstate_done(const lt_jstate *st) {
+    return st->mode == S_DONE;
+}
 
 void lt_jstate_init(const lt_jschema *s, lt_jstate *st) {
     (void)s;
@@ -282,7 +322,8 @@ static bool str_byte(const jprop *p, lt_jstate *st, unsigned c) {
     }
     int h;
     switch (st->esc) {
-    case E_NONE: break;
+    case E_NONE:
+        break;
     case E_BS:
         if (c == 'u') {
             st->esc = E_HEX0;
@@ -292,11 +333,27 @@ static bool str_byte(const jprop *p, lt_jstate *st, unsigned c) {
         st->esc = E_NONE;
         st->nchar++;
         return true;
-    case E_PAIR_BS: if (c != '\\') return false; st->esc++; return true;
-    case E_PAIR_U: if (c != 'u') return false; st->esc++; return true;
-    case E_PAIR_D: if (c != 'd' && c != 'D') return false; st->esc++; return true;
-    case E_PAIR_C: h = hexval(c); if (h < 0xC) return false; st->esc++; return true;
-    case E_PAIR_H2: if (hexval(c) < 0) return false; st->esc++; return true;
+    case E_PAIR_BS:
+        if (c != '\\') return false;
+        st->esc++;
+        return true;
+    case E_PAIR_U:
+        if (c != 'u') return false;
+        st->esc++;
+        return true;
+    case E_PAIR_D:
+        if (c != 'd' && c != 'D') return false;
+        st->esc++;
+        return true;
+    case E_PAIR_C:
+        h = hexval(c);
+        if (h < 0xC) return false;
+        st->esc++;
+        return true;
+    case E_PAIR_H2:
+        if (hexval(c) < 0) return false;
+        st->esc++;
+        return true;
     case E_PAIR_H3:
         if (hexval(c) < 0) return false;
         st->esc = E_NONE;
@@ -336,14 +393,22 @@ static bool str_byte(const jprop *p, lt_jstate *st, unsigned c) {
     // UTF-8 lead bytes (RFC 3629 table): the range of the first continuation byte excludes
     // overlong forms and surrogates
     uint8_t need, lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) need = 1;
-    else if (c == 0xE0) need = 2, lo = 0xA0;
-    else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) need = 2;
-    else if (c == 0xED) need = 2, hi = 0x9F;
-    else if (c == 0xF0) need = 3, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) need = 3;
-    else if (c == 0xF4) need = 3, hi = 0x8F;
-    else return false;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 1;
+    else if (c == 0xE0)
+        need = 2, lo = 0xA0;
+    else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
+        need = 2;
+    else if (c == 0xED)
+        need = 2, hi = 0x9F;
+    else if (c == 0xF0)
+        need = 3, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3)
+        need = 3;
+    else if (c == 0xF4)
+        need = 3, hi = 0x8F;
+    else
+        return false;
     st->u8need = need, st->u8lo = lo, st->u8hi = hi;
     return true;
 }
@@ -433,7 +498,8 @@ static bool feed1(const lt_jschema *s, lt_jstate *st, unsigned c) {
                 }
                 return num_byte(p, st, c);
             }
-        case S_STR: return str_byte(p, st, c);
+        case S_STR:
+            return str_byte(p, st, c);
         case S_LIT:
             if (lit_narrow(s, st, c)) {
                 // a string literal ends at its closing quote; numbers/true/false/null end at
@@ -460,7 +526,8 @@ static bool feed1(const lt_jschema *s, lt_jstate *st, unsigned c) {
                 return true;
             }
             return false;
-        default: return false; // S_DONE: nothing may follow
+        default:
+            return false; // S_DONE: nothing may follow
         }
     }
 }
@@ -483,8 +550,12 @@ void lt_jschema_free(lt_jschema *s) {
     lt_free(s);
 }
 
-int lt_jschema_n_props(const lt_jschema *s) { return s->n; }
-int lt_jschema_min_bytes(const lt_jschema *s) { return s->min_bytes; }
+int lt_jschema_n_props(const lt_jschema *s) {
+    return s->n;
+}
+int lt_jschema_min_bytes(const lt_jschema *s) {
+    return s->min_bytes;
+}
 
 // The canonical JSON spelling of an item (cJSON's), as an lt_alloc'd copy.
 static char *print_item(const cJSON *it, int *len) {
@@ -501,8 +572,10 @@ static char *print_item(const cJSON *it, int *len) {
 static lt_status add_lit(lt_jschema *s, const cJSON *v, const char *what, const char *name,
                          lt_err *err) {
     if (cJSON_IsObject(v) || cJSON_IsArray(v))
-        return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: property \"%s\": enum values that are "
-                          "objects or arrays are not supported", what, name);
+        return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                          "%s: property \"%s\": enum values that are "
+                          "objects or arrays are not supported",
+                          what, name);
     if (s->n_lits == s->cap_lits) {
         int cap = s->cap_lits ? 2 * s->cap_lits : 16;
         char **l = lt_realloc(s->lits, sizeof(char *) * (size_t)cap);
@@ -518,8 +591,10 @@ static lt_status add_lit(lt_jschema *s, const cJSON *v, const char *what, const 
     if (!t) return lt_err_set(err, LT_ERR_OOM, "out of memory");
     if (len == 0 || len > 4096) {
         lt_free(t);
-        return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: property \"%s\": an enum value of %d "
-                          "bytes (1..4096 supported)", what, name, len);
+        return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                          "%s: property \"%s\": an enum value of %d "
+                          "bytes (1..4096 supported)",
+                          what, name, len);
     }
     s->lits[s->n_lits] = t;
     s->lit_len[s->n_lits++] = len;
@@ -557,8 +632,10 @@ static void sort_lits(lt_jschema *s, jprop *p) {
 // A bound in micro units, rounded inwards (up for a minimum, down for a maximum).
 static int64_t to_micro(double v, bool up) {
     double x = v * (double)MICRO, r = nearbyint(x);
-    if (fabs(x - r) <= 1e-6 * fmax(1.0, fabs(x))) x = r;
-    else x = up ? ceil(x) : floor(x);
+    if (fabs(x - r) <= 1e-6 * fmax(1.0, fabs(x)))
+        x = r;
+    else
+        x = up ? ceil(x) : floor(x);
     if (x > (double)MAG_MAX) return MAG_MAX;
     if (x < -(double)MAG_MAX) return -MAG_MAX;
     return (int64_t)x;
@@ -568,19 +645,34 @@ static lt_status compile_prop(lt_jschema *s, jprop *p, const cJSON *ps, const ch
                               lt_err *err) {
     const char *name = ps->string;
     if (!cJSON_IsObject(ps))
-        return lt_err_set(err, LT_ERR_FORMAT, "%s: property \"%s\": expected a schema object, "
-                          "found %s", what, name, lt_json_type_name(ps));
-    static const char *known[] = {"type", "enum", "const", "minLength", "maxLength", "minimum",
-                                  "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                                  "description", "title", "default", "examples", "$comment"};
+        return lt_err_set(err, LT_ERR_FORMAT,
+                          "%s: property \"%s\": expected a schema object, "
+                          "found %s",
+                          what, name, lt_json_type_name(ps));
+    static const char *known[] = {"type",
+                                  "enum",
+                                  "const",
+                                  "minLength",
+                                  "maxLength",
+                                  "minimum",
+                                  "maximum",
+                                  "exclusiveMinimum",
+                                  "exclusiveMaximum",
+                                  "description",
+                                  "title",
+                                  "default",
+                                  "examples",
+                                  "$comment"};
     for (const cJSON *k = ps->child; k; k = k->next) {
         bool ok = false;
-        for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok = ok || !strcmp(k->string, known[i]);
+        for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+            ok = ok || !strcmp(k->string, known[i]);
         if (!ok)
-            return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: property \"%s\": keyword \"%s\" is "
+            return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                              "%s: property \"%s\": keyword \"%s\" is "
                               "not supported (supported: type, enum, const, minLength, maxLength, "
-                              "minimum, maximum, exclusiveMinimum, exclusiveMaximum)", what, name,
-                              k->string);
+                              "minimum, maximum, exclusiveMinimum, exclusiveMaximum)",
+                              what, name, k->string);
     }
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(ps, "type");
     const cJSON *en = cJSON_GetObjectItemCaseSensitive(ps, "enum");
@@ -595,8 +687,10 @@ static lt_status compile_prop(lt_jschema *s, jprop *p, const cJSON *ps, const ch
             if ((st = add_lit(s, cn, what, name, err))) return st;
         } else {
             if (!cJSON_IsArray(en) || !en->child)
-                return lt_err_set(err, LT_ERR_FORMAT, "%s: property \"%s\": \"enum\" must be a "
-                                  "non-empty array", what, name);
+                return lt_err_set(err, LT_ERR_FORMAT,
+                                  "%s: property \"%s\": \"enum\" must be a "
+                                  "non-empty array",
+                                  what, name);
             for (const cJSON *v = en->child; v; v = v->next)
                 if ((st = add_lit(s, v, what, name, err))) return st;
         }
@@ -605,11 +699,15 @@ static lt_status compile_prop(lt_jschema *s, jprop *p, const cJSON *ps, const ch
         return LT_OK;
     }
     if (!type)
-        return lt_err_set(err, LT_ERR_FORMAT, "%s: property \"%s\" has neither \"type\" nor "
-                          "\"enum\"", what, name);
+        return lt_err_set(err, LT_ERR_FORMAT,
+                          "%s: property \"%s\" has neither \"type\" nor "
+                          "\"enum\"",
+                          what, name);
     if (!cJSON_IsString(type))
-        return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: property \"%s\": \"type\" must be one "
-                          "type name (lists of types are not supported)", what, name);
+        return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                          "%s: property \"%s\": \"type\" must be one "
+                          "type name (lists of types are not supported)",
+                          what, name);
     const char *t = type->valuestring;
     if (!strcmp(t, "boolean") || !strcmp(t, "null")) {
         p->kind = K_LITS;
@@ -633,19 +731,25 @@ static lt_status compile_prop(lt_jschema *s, jprop *p, const cJSON *ps, const ch
         int64_t v;
         if (mn) {
             if (!lt_json_as_int(mn, &v) || v < 0 || v > 100000)
-                return lt_err_set(err, LT_ERR_FORMAT, "%s: property \"%s\": minLength must be an "
-                                  "integer in 0..100000", what, name);
+                return lt_err_set(err, LT_ERR_FORMAT,
+                                  "%s: property \"%s\": minLength must be an "
+                                  "integer in 0..100000",
+                                  what, name);
             p->min_len = (int)v;
         }
         if (mx) {
             if (!lt_json_as_int(mx, &v) || v < 0 || v > 1000000)
-                return lt_err_set(err, LT_ERR_FORMAT, "%s: property \"%s\": maxLength must be an "
-                                  "integer in 0..1000000", what, name);
+                return lt_err_set(err, LT_ERR_FORMAT,
+                                  "%s: property \"%s\": maxLength must be an "
+                                  "integer in 0..1000000",
+                                  what, name);
             p->max_len = (int)v;
         }
         if (p->max_len >= 0 && p->max_len < p->min_len)
-            return lt_err_set(err, LT_ERR_FORMAT, "%s: property \"%s\": maxLength %d < minLength "
-                              "%d", what, name, p->max_len, p->min_len);
+            return lt_err_set(err, LT_ERR_FORMAT,
+                              "%s: property \"%s\": maxLength %d < minLength "
+                              "%d",
+                              what, name, p->max_len, p->min_len);
         return LT_OK;
     }
     if (!strcmp(t, "number") || !strcmp(t, "integer")) {
@@ -670,45 +774,54 @@ static lt_status compile_prop(lt_jschema *s, jprop *p, const cJSON *ps, const ch
             p->lo = lo * MICRO, p->hi = hi * MICRO;
         }
         if (p->lo > p->hi)
-            return lt_err_set(err, LT_ERR_FORMAT, "%s: property \"%s\": the range of allowed "
-                              "values is empty", what, name);
+            return lt_err_set(err, LT_ERR_FORMAT,
+                              "%s: property \"%s\": the range of allowed "
+                              "values is empty",
+                              what, name);
         return LT_OK;
     }
     if (!strcmp(t, "object") || !strcmp(t, "array"))
-        return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: property \"%s\": nested %ss are not "
+        return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                          "%s: property \"%s\": nested %ss are not "
                           "supported (only strings, numbers, integers, booleans and enums)",
                           what, name, t);
-    return lt_err_set(err, LT_ERR_FORMAT, "%s: property \"%s\": unknown type \"%s\"", what, name, t);
+    return lt_err_set(err, LT_ERR_FORMAT, "%s: property \"%s\": unknown type \"%s\"", what, name,
+                      t);
 }
 
-lt_status lt_jschema_compile(const cJSON *schema, const char *what, lt_jschema **out,
-                             lt_err *err) {
+lt_status lt_jschema_compile(const cJSON *schema, const char *what, lt_jschema **out, lt_err *err) {
     if (!what) what = "schema";
     if (!cJSON_IsObject(schema))
         return lt_err_set(err, LT_ERR_FORMAT, "%s: expected a JSON schema object, found %s", what,
                           lt_json_type_name(schema));
-    static const char *known[] = {"type", "properties", "required", "additionalProperties",
-                                  "$schema", "$id", "title", "description", "$comment"};
+    static const char *known[] = {"type",    "properties", "required", "additionalProperties",
+                                  "$schema", "$id",        "title",    "description",
+                                  "$comment"};
     for (const cJSON *k = schema->child; k; k = k->next) {
         bool ok = false;
-        for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok = ok || !strcmp(k->string, known[i]);
+        for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+            ok = ok || !strcmp(k->string, known[i]);
         if (!ok)
-            return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: keyword \"%s\" is not supported at the "
+            return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                              "%s: keyword \"%s\" is not supported at the "
                               "top level (supported: type, properties, required, "
-                              "additionalProperties)", what, k->string);
+                              "additionalProperties)",
+                              what, k->string);
     }
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(schema, "type");
     if (type && !(cJSON_IsString(type) && !strcmp(type->valuestring, "object")))
-        return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: the top level must be {\"type\": "
-                          "\"object\", ...}", what);
+        return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                          "%s: the top level must be {\"type\": "
+                          "\"object\", ...}",
+                          what);
     const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
     if (!cJSON_IsObject(props))
         return lt_err_set(err, LT_ERR_FORMAT, "%s: \"properties\" must be an object, found %s",
                           what, lt_json_type_name(props));
     int n = cJSON_GetArraySize(props);
     if (n > MAX_PROPS)
-        return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: %d properties (at most %d supported)",
-                          what, n, MAX_PROPS);
+        return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: %d properties (at most %d supported)", what,
+                          n, MAX_PROPS);
     lt_jschema *s = lt_calloc(1, sizeof *s);
     if (!s) return lt_err_set(err, LT_ERR_OOM, "out of memory");
     lt_status st = LT_OK;
@@ -737,10 +850,13 @@ lt_status lt_jschema_compile(const cJSON *schema, const char *what, lt_jschema *
         goto fail;
     }
     for (const cJSON *r = req ? req->child : NULL; r; r = r->next) {
-        const cJSON *ps = cJSON_IsString(r) ? cJSON_GetObjectItemCaseSensitive(props, r->valuestring) : NULL;
+        const cJSON *ps =
+            cJSON_IsString(r) ? cJSON_GetObjectItemCaseSensitive(props, r->valuestring) : NULL;
         if (!ps) {
-            st = lt_err_set(err, LT_ERR_FORMAT, "%s: \"required\" names %s, which is not a "
-                            "property", what, cJSON_IsString(r) ? r->valuestring : "a non-string");
+            st = lt_err_set(err, LT_ERR_FORMAT,
+                            "%s: \"required\" names %s, which is not a "
+                            "property",
+                            what, cJSON_IsString(r) ? r->valuestring : "a non-string");
             goto fail;
         }
         int i = 0;
@@ -750,7 +866,8 @@ lt_status lt_jschema_compile(const cJSON *schema, const char *what, lt_jschema *
     // shortest values, then the closing costs from the back
     for (int i = 0; i < s->n; i++) {
         jprop *p = &s->props[i];
-        if (p->kind == K_STRING) p->minval = 2 + p->min_len;
+        if (p->kind == K_STRING)
+            p->minval = 2 + p->min_len;
         else if (p->kind == K_LITS) {
             p->minval = INF;
             for (int j = 0; j < p->nlit; j++) p->minval = imin(p->minval, s->lit_len[p->lit0 + j]);
@@ -758,13 +875,13 @@ lt_status lt_jschema_compile(const cJSON *schema, const char *what, lt_jschema *
             p->minval = num_cost_empty(p);
         }
         if (p->minval >= INF) {
-            st = lt_err_set(err, LT_ERR_FORMAT, "%s: property \"%s\": no value fits", what,
-                            p->key);
+            st = lt_err_set(err, LT_ERR_FORMAT, "%s: property \"%s\": no value fits", what, p->key);
             goto fail;
         }
     }
     s->first_req[s->n] = s->n;
-    for (int i = s->n - 1; i >= 0; i--) s->first_req[i] = s->props[i].required ? i : s->first_req[i + 1];
+    for (int i = s->n - 1; i >= 0; i--)
+        s->first_req[i] = s->props[i].required ? i : s->first_req[i + 1];
     s->close[s->n] = 1;
     for (int i = s->n - 1; i >= 0; i--) {
         if (s->first_req[i] == s->n) {
@@ -801,12 +918,12 @@ struct lt_jvocab {
     const lt_jschema *s;
     int n_tok;
     int32_t n_nodes, cap_nodes;
-    uint8_t *nbyte;      // (n_nodes) the byte on the edge into the node
+    uint8_t *nbyte;             // (n_nodes) the byte on the edge into the node
     int32_t *child, *sib, *tok; // first child, next sibling, first token ending here (-1: none)
-    int32_t *tok_next;   // (n_tok) next token with the same bytes, -1
-    char **bytes;        // (n_tok) copies of the token bytes (NULL: not a candidate)
+    int32_t *tok_next;          // (n_tok) next token with the same bytes, -1
+    char **bytes;               // (n_tok) copies of the token bytes (NULL: not a candidate)
     uint32_t *blen;
-    bool has_cont;       // single-byte tokens exist for every UTF-8 continuation byte
+    bool has_cont; // single-byte tokens exist for every UTF-8 continuation byte
 };
 
 void lt_jvocab_free(lt_jvocab *jv) {
@@ -823,7 +940,9 @@ void lt_jvocab_free(lt_jvocab *jv) {
     lt_free(jv);
 }
 
-const lt_jschema *lt_jvocab_schema(const lt_jvocab *jv) { return jv->s; }
+const lt_jschema *lt_jvocab_schema(const lt_jvocab *jv) {
+    return jv->s;
+}
 
 static int32_t new_node(lt_jvocab *jv, uint8_t b) {
     if (jv->n_nodes == jv->cap_nodes) {
@@ -891,7 +1010,8 @@ lt_status lt_jvocab_new(const lt_jschema *s, const lt_tokenizer *tok, lt_jvocab 
     for (int i = 0; i < s->n; i++)
         for (int k = 0; k < s->props[i].key_len; k++)
             if (!single[(unsigned char)s->props[i].key[k]]) {
-                st = lt_err_set(err, LT_ERR_UNSUPPORTED, "constrained decoding: the vocabulary has "
+                st = lt_err_set(err, LT_ERR_UNSUPPORTED,
+                                "constrained decoding: the vocabulary has "
                                 "no single-byte token for byte 0x%02x of key %s",
                                 (unsigned char)s->props[i].key[k], s->props[i].key);
                 goto fail;
@@ -899,7 +1019,8 @@ lt_status lt_jvocab_new(const lt_jschema *s, const lt_tokenizer *tok, lt_jvocab 
     for (int i = 0; i < s->n_lits; i++)
         for (int k = 0; k < s->lit_len[i]; k++)
             if (!single[(unsigned char)s->lits[i][k]]) {
-                st = lt_err_set(err, LT_ERR_UNSUPPORTED, "constrained decoding: the vocabulary has "
+                st = lt_err_set(err, LT_ERR_UNSUPPORTED,
+                                "constrained decoding: the vocabulary has "
                                 "no single-byte token for byte 0x%02x of enum value %s",
                                 (unsigned char)s->lits[i][k], s->lits[i]);
                 goto fail;
@@ -907,7 +1028,8 @@ lt_status lt_jvocab_new(const lt_jschema *s, const lt_tokenizer *tok, lt_jvocab 
     *out = jv;
     return LT_OK;
 missing_ascii:
-    st = lt_err_set(err, LT_ERR_UNSUPPORTED, "constrained decoding needs a single-byte token for "
+    st = lt_err_set(err, LT_ERR_UNSUPPORTED,
+                    "constrained decoding needs a single-byte token for "
                     "each of  {}\":,.-0123456789acdu\\  and this vocabulary lacks one (no byte "
                     "fallback?)");
     goto fail;

@@ -15,9 +15,9 @@ struct lt_prompter {
     lt_prompt_opts o;
     lt_chat_template *chat; // NULL until a chat is rendered
     char *chat_src;
-    lt_template *tmpl;      // the user's prompt template, or NULL
-    lt_template *alpaca;    // for instruction records without a user template (lazily)
-    char *bos, *eos;        // token texts for the chat template
+    lt_template *tmpl;   // the user's prompt template, or NULL
+    lt_template *alpaca; // for instruction records without a user template (lazily)
+    char *bos, *eos;     // token texts for the chat template
 };
 
 void lt_prompts_deinit(lt_prompts *p) {
@@ -61,7 +61,8 @@ lt_status lt_prompter_new(const lt_tokenizer *tok, const lt_prompt_opts *o, lt_p
     p->eos = token_text(tok, lt_tokenizer_eos(tok));
     if (o->template_src && (st = lt_template_new(o->template_src, &p->tmpl, err))) goto fail;
     if (o->chat && !p->chat_src) {
-        st = lt_err_set(err, LT_ERR_ARG, "--chat needs a chat template and the tokenizer has none "
+        st = lt_err_set(err, LT_ERR_ARG,
+                        "--chat needs a chat template and the tokenizer has none "
                         "(tokenizer_config.json chat_template or GGUF tokenizer.chat_template); "
                         "give one with --chat-template");
         goto fail;
@@ -78,7 +79,8 @@ fail:
 static lt_status chat_render(lt_prompter *pm, const lt_chat_msg *m, int n, char **text,
                              lt_err *err) {
     if (!pm->chat_src)
-        return lt_err_set(err, LT_ERR_ARG, "chat messages need a chat template and the tokenizer "
+        return lt_err_set(err, LT_ERR_ARG,
+                          "chat messages need a chat template and the tokenizer "
                           "has none; give one with --chat-template");
     if (!pm->chat) {
         lt_status st = lt_chat_template_parse(pm->chat_src, strlen(pm->chat_src), &pm->chat, err);
@@ -91,8 +93,8 @@ static lt_status chat_render(lt_prompter *pm, const lt_chat_msg *m, int n, char 
 static lt_status push(lt_prompts *ps, const lt_prompter *p, char *text, bool chat, const char *id,
                       lt_err *err) {
     lt_ids v = {0};
-    lt_status st = lt_tokenizer_encode(p->tok, text, strlen(text), chat ? 0 : LT_TOK_ADD_SPECIAL,
-                                       &v, err);
+    lt_status st =
+        lt_tokenizer_encode(p->tok, text, strlen(text), chat ? 0 : LT_TOK_ADD_SPECIAL, &v, err);
     if (st) goto fail;
     int32_t eos = lt_tokenizer_eos(p->tok);
     if (!chat && v.n > 1 && v.ids[v.n - 1] == eos) { // an EOS the post-processor appended
@@ -102,8 +104,10 @@ static lt_status push(lt_prompts *ps, const lt_prompter *p, char *text, bool cha
         if (!eb || tl < el || memcmp(text + tl - el, eb, el)) v.n--;
     }
     if (v.n == 0) {
-        st = lt_err_set(err, LT_ERR_ARG, "prompt %lld encodes to no tokens (an empty prompt without "
-                        "BOS)", (long long)ps->n + 1);
+        st = lt_err_set(err, LT_ERR_ARG,
+                        "prompt %lld encodes to no tokens (an empty prompt without "
+                        "BOS)",
+                        (long long)ps->n + 1);
         goto fail;
     }
     if (ps->n == ps->cap) {
@@ -156,7 +160,9 @@ lt_status lt_prompts_add_text(lt_prompts *ps, const lt_prompter *p, const char *
 // The text of a string / number / boolean field, or NULL.
 static const char *str_field(const lt_record *rec, const char *key) {
     const lt_field *f = lt_record_get(rec, key);
-    return f && (f->type == LT_FIELD_STR || f->type == LT_FIELD_NUM || f->type == LT_FIELD_BOOL) ? f->str : NULL;
+    return f && (f->type == LT_FIELD_STR || f->type == LT_FIELD_NUM || f->type == LT_FIELD_BOOL)
+               ? f->str
+               : NULL;
 }
 
 // Renders rec with template t up to the start of its response placeholder.
@@ -192,7 +198,8 @@ static lt_status record_prompt(lt_prompter *p, const lt_record *rec, char **out,
         int n = mf->n_msgs; // a final assistant message is the answer: left out
         if (n > 0 && !strcmp(mf->msgs[n - 1].role, "assistant")) n--;
         if (n <= 0)
-            return lt_err_set(err, LT_ERR_FORMAT, "the messages hold no prompt before the "
+            return lt_err_set(err, LT_ERR_FORMAT,
+                              "the messages hold no prompt before the "
                               "assistant's answer");
         *chat = true;
         return chat_render(p, (const lt_chat_msg *)mf->msgs, n, out, err);
@@ -208,9 +215,11 @@ static lt_status record_prompt(lt_prompter *p, const lt_record *rec, char **out,
     const char *s = str_field(rec, field);
     if (!s && !p->o.field) s = str_field(rec, "text");
     if (!s)
-        return lt_err_set(err, LT_ERR_FORMAT, "no prompt: the record has no string field \"%s\"%s, "
+        return lt_err_set(err, LT_ERR_FORMAT,
+                          "no prompt: the record has no string field \"%s\"%s, "
                           "no \"instruction\" and no \"messages\" (choose the field with "
-                          "--prompt-field or give --template)", field, p->o.field ? "" : " or \"text\"");
+                          "--prompt-field or give --template)",
+                          field, p->o.field ? "" : " or \"text\"");
     if (!p->o.chat) {
         if (!(*out = lt_strdup(s))) return lt_err_set(err, LT_ERR_OOM, "out of memory");
         return LT_OK;
@@ -270,7 +279,8 @@ lt_status lt_prompts_load(lt_prompts *ps, const lt_prompter *pc, const char *pat
             lt_err_wrap(err, "%s", where);
             break;
         }
-        if ((st = push(ps, p, text, chat, str_field(&recs.rec[i], idf), err))) lt_err_wrap(err, "%s", where);
+        if ((st = push(ps, p, text, chat, str_field(&recs.rec[i], idf), err)))
+            lt_err_wrap(err, "%s", where);
     }
 done:
     lt_records_deinit(&recs);

@@ -44,9 +44,12 @@ static float kth_largest(float *a, int n, int k) {
                 i++, j--;
             }
         }
-        if (want <= j) hi = j;
-        else if (want >= i) lo = i;
-        else return a[want];
+        if (want <= j)
+            hi = j;
+        else if (want >= i)
+            lo = i;
+        else
+            return a[want];
     }
     return a[want];
 }
@@ -63,7 +66,8 @@ void lt_logits_top_k(float *logits, int V, int k, float *scratch) {
 // Heap sort of idx[0..n) by logits ascending (ties: larger index first, so that among equal
 // logits the smaller index counts as "more likely", as argmax's first maximum does).
 static bool less_by(const float *l, int32_t a, int32_t b) {
-    return l[a] < l[b] || (l[a] == l[b] && a > b);
+    float x = l[a], y = l[b];
+    return x < y || (x == y && a > b);
 }
 static void sift(const float *l, int32_t *idx, int start, int n) {
     int r = start;
@@ -105,8 +109,10 @@ void lt_logits_top_p(float *logits, int V, float p, int32_t *idx) {
     double cum = 0, thr = 1.0 - (double)p;
     for (int i = 0; i < n - 1; i++) { // the most likely (last) is always kept
         cum += exp((double)logits[idx[i]] - (double)mx) / z;
-        if (cum <= thr) logits[idx[i]] = -INFINITY;
-        else break;
+        if (cum <= thr)
+            logits[idx[i]] = -INFINITY;
+        else
+            break;
     }
 }
 

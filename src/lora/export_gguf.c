@@ -684,6 +684,270 @@ done:
 }
 
 // ---------------------------------------------------------------------------------------------
+// tokenizer.json from a GGUF "gpt2" vocabulary (for HF directories merged from a GGUF base)
+
+#define GPT2_RE_HF                                                                                 \
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+#define LLAMA3_RE_HF                                                                               \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "                    \
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define QWEN2_RE_HF                                                                                \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "                         \
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+static cJSON *byte_level(bool use_regex, bool prefix, bool trim) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "type", "ByteLevel");
+    cJSON_AddBoolToObject(b, "add_prefix_space", prefix);
+    cJSON_AddBoolToObject(b, "trim_offsets", trim);
+    cJSON_AddBoolToObject(b, "use_regex", use_regex);
+    return b;
+}
+
+static cJSON *split_re(const char *re) {
+    cJSON *s = cJSON_CreateObject(), *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "type", "Split");
+    cJSON_AddStringToObject(p, "Regex", re);
+    cJSON_AddItemToObject(s, "pattern", p);
+    cJSON_AddStringToObject(s, "behavior", "Isolated");
+    cJSON_AddBoolToObject(s, "invert", false);
+    return s;
+}
+
+// The pre_tokenizer for a tokenizer.ggml.pre name (the mapping of gguf_vocab.c, backwards);
+// NULL for names without one. *ignore_merges as llama.cpp sets it for the Llama-3 family.
+static cJSON *pre_for(const char *pre, bool *ignore_merges) {
+    static const char *gpt2[] = {"gpt-2", "default", "mpt", "olmo", "jais", NULL};
+    static const char *digits[] = {"smollm", "starcoder", "refact", "codeshell", NULL};
+    static const char *llama3[] = {"llama3", "llama-bpe", "smaug-bpe", "dbrx", NULL};
+    static const char *qwen2[] = {"qwen2", "stablelm2", NULL};
+    *ignore_merges = false;
+    for (int i = 0; gpt2[i]; i++)
+        if (!strcmp(pre, gpt2[i])) return byte_level(true, false, true);
+    cJSON *seq = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+    cJSON_AddStringToObject(seq, "type", "Sequence");
+    cJSON_AddItemToObject(seq, "pretokenizers", arr);
+    for (int i = 0; digits[i]; i++)
+        if (!strcmp(pre, digits[i])) {
+            cJSON *d = cJSON_CreateObject();
+            cJSON_AddStringToObject(d, "type", "Digits");
+            cJSON_AddBoolToObject(d, "individual_digits", true);
+            cJSON_AddItemToArray(arr, d);
+            cJSON_AddItemToArray(arr, byte_level(true, false, true));
+            return seq;
+        }
+    for (int i = 0; llama3[i]; i++)
+        if (!strcmp(pre, llama3[i])) {
+            *ignore_merges = true;
+            cJSON_AddItemToArray(arr, split_re(LLAMA3_RE_HF));
+            cJSON_AddItemToArray(arr, byte_level(false, false, true));
+            return seq;
+        }
+    for (int i = 0; qwen2[i]; i++)
+        if (!strcmp(pre, qwen2[i])) {
+            cJSON_AddItemToArray(arr, split_re(QWEN2_RE_HF));
+            cJSON_AddItemToArray(arr, byte_level(false, false, true));
+            return seq;
+        }
+    cJSON_Delete(seq);
+    return NULL;
+}
+
+static int32_t opt_u32(const lt_gguf *g, const char *key) {
+    int64_t v;
+    if (lt_gguf_find_key(g, key) < 0 || lt_gguf_get_int(g, key, &v, NULL) || v < 0 || v > INT32_MAX)
+        return -1;
+    return (int32_t)v;
+}
+
+lt_status lt_gguf_tokenizer_to_hf(const lt_gguf *g, int max_len, char **tokenizer_json,
+                                  char **tokenizer_config, lt_err *err) {
+    const char *path = lt_gguf_path(g), *model, *pre = "default";
+    lt_status st;
+    if ((st = lt_gguf_get_str(g, "tokenizer.ggml.model", &model, NULL, err))) return st;
+    if (strcmp(model, "gpt2"))
+        return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model \"%s\": loratune writes "
+                          "tokenizer.json only for byte-level BPE (\"gpt2\") vocabularies", path, model);
+    if (lt_gguf_find_key(g, "tokenizer.ggml.pre") >= 0 &&
+        (st = lt_gguf_get_str(g, "tokenizer.ggml.pre", &pre, NULL, err)))
+        return st;
+    bool ignore_merges;
+    cJSON *pt = pre_for(pre, &ignore_merges);
+    if (!pt)
+        return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre \"%s\" has no tokenizer.json "
+                          "pre-tokenizer in loratune", path, pre);
+    lt_gguf_type et;
+    uint64_t n = 0, nm = 0;
+    int32_t *types = NULL;
+    smap seen = {0};
+    cJSON *j = cJSON_CreateObject(), *cfg = cJSON_CreateObject(), *added = cJSON_CreateArray(),
+          *vocab = cJSON_CreateObject(), *merges = cJSON_CreateArray(), *mdl = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "version", "1.0");
+    cJSON_AddNullToObject(j, "truncation");
+    cJSON_AddNullToObject(j, "padding");
+    cJSON_AddItemToObject(j, "added_tokens", added);
+    cJSON_AddNullToObject(j, "normalizer");
+    cJSON_AddItemToObject(j, "pre_tokenizer", pt);
+    if ((st = lt_gguf_get_arr_info(g, "tokenizer.ggml.tokens", &et, &n, err))) goto done;
+    if (et != LT_GGUF_TYPE_STRING || n == 0 || n > (1u << 24)) {
+        st = lt_err_set(err, LT_ERR_FORMAT, "%s: tokenizer.ggml.tokens is not a list of strings", path);
+        goto done;
+    }
+    types = lt_calloc((size_t)n, sizeof *types);
+    if (!types || !smap_init(&seen, (size_t)n)) goto oom;
+    for (uint64_t i = 0; i < n; i++) types[i] = TT_NORMAL;
+    if (lt_gguf_find_key(g, "tokenizer.ggml.token_type") >= 0) {
+        uint64_t tn;
+        if ((st = lt_gguf_get_arr_info(g, "tokenizer.ggml.token_type", &et, &tn, err))) goto done;
+        if (tn != n || (et != LT_GGUF_TYPE_INT32 && et != LT_GGUF_TYPE_UINT32)) {
+            st = lt_err_set(err, LT_ERR_FORMAT, "%s: tokenizer.ggml.token_type does not match the tokens", path);
+            goto done;
+        }
+        if ((st = lt_gguf_get_arr_data(g, "tokenizer.ggml.token_type", et, types, n, err))) goto done;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        const char *t;
+        size_t len;
+        if ((st = lt_gguf_get_arr_str(g, "tokenizer.ggml.tokens", i, &t, &len, err))) goto done;
+        if (strlen(t) != len) {
+            st = lt_err_set(err, LT_ERR_FORMAT, "%s: token %llu holds a NUL byte", path, (unsigned long long)i);
+            goto done;
+        }
+        if (smap_get(&seen, t, len) < 0) { // a string listed twice keeps its first id
+            smap_put(&seen, t, (int32_t)i);
+            cJSON_AddNumberToObject(vocab, t, (double)i);
+        }
+        if (types[i] == TT_CONTROL || types[i] == TT_USER || types[i] == TT_UNKNOWN) {
+            cJSON *a = cJSON_CreateObject();
+            cJSON_AddNumberToObject(a, "id", (double)i);
+            cJSON_AddStringToObject(a, "content", t);
+            cJSON_AddBoolToObject(a, "single_word", false);
+            cJSON_AddBoolToObject(a, "lstrip", false);
+            cJSON_AddBoolToObject(a, "rstrip", false);
+            cJSON_AddBoolToObject(a, "normalized", false);
+            cJSON_AddBoolToObject(a, "special", types[i] != TT_USER);
+            cJSON_AddItemToArray(added, a);
+        }
+    }
+    if (lt_gguf_find_key(g, "tokenizer.ggml.merges") >= 0) {
+        if ((st = lt_gguf_get_arr_info(g, "tokenizer.ggml.merges", &et, &nm, err))) goto done;
+        for (uint64_t i = 0; i < nm && et == LT_GGUF_TYPE_STRING; i++) {
+            const char *t;
+            if ((st = lt_gguf_get_arr_str(g, "tokenizer.ggml.merges", i, &t, NULL, err))) goto done;
+            cJSON_AddItemToArray(merges, cJSON_CreateString(t));
+        }
+    }
+    // special tokens and what the post-processor adds
+    int32_t ids[4] = {opt_u32(g, "tokenizer.ggml.bos_token_id"), opt_u32(g, "tokenizer.ggml.eos_token_id"),
+                      opt_u32(g, "tokenizer.ggml.padding_token_id"), opt_u32(g, "tokenizer.ggml.unknown_token_id")};
+    bool add_bos = false, add_eos = false;
+    if (lt_gguf_find_key(g, "tokenizer.ggml.add_bos_token") >= 0)
+        lt_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, NULL);
+    if (lt_gguf_find_key(g, "tokenizer.ggml.add_eos_token") >= 0)
+        lt_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &add_eos, NULL);
+    const char *names[4] = {NULL, NULL, NULL, NULL};
+    for (int k = 0; k < 4; k++)
+        if (ids[k] >= 0 && (uint64_t)ids[k] < n)
+            lt_gguf_get_arr_str(g, "tokenizer.ggml.tokens", (uint64_t)ids[k], &names[k], NULL, NULL);
+    if ((add_bos && names[0]) || (add_eos && names[1])) {
+        cJSON *tp = cJSON_CreateObject(), *single = cJSON_CreateArray(), *pair = cJSON_CreateArray(),
+              *sp = cJSON_CreateObject();
+        cJSON_AddStringToObject(tp, "type", "TemplateProcessing");
+        for (int side = 0; side < 2; side++) { // single, then pair
+            cJSON *arr = side ? pair : single;
+            for (int part = 0; part < (side ? 2 : 1); part++) {
+                char seq[2] = {(char)('A' + part), 0};
+                if (add_bos && names[0]) {
+                    cJSON *o = cJSON_CreateObject(), *x = cJSON_CreateObject();
+                    cJSON_AddStringToObject(x, "id", names[0]);
+                    cJSON_AddNumberToObject(x, "type_id", part);
+                    cJSON_AddItemToObject(o, "SpecialToken", x);
+                    cJSON_AddItemToArray(arr, o);
+                }
+                cJSON *o = cJSON_CreateObject(), *x = cJSON_CreateObject();
+                cJSON_AddStringToObject(x, "id", seq);
+                cJSON_AddNumberToObject(x, "type_id", part);
+                cJSON_AddItemToObject(o, "Sequence", x);
+                cJSON_AddItemToArray(arr, o);
+                if (add_eos && names[1]) {
+                    cJSON *e = cJSON_CreateObject(), *y = cJSON_CreateObject();
+                    cJSON_AddStringToObject(y, "id", names[1]);
+                    cJSON_AddNumberToObject(y, "type_id", part);
+                    cJSON_AddItemToObject(e, "SpecialToken", y);
+                    cJSON_AddItemToArray(arr, e);
+                }
+            }
+        }
+        for (int k = 0; k < 2; k++) {
+            if (!(k ? add_eos : add_bos) || !names[k] || cJSON_GetObjectItemCaseSensitive(sp, names[k])) continue;
+            cJSON *o = cJSON_CreateObject(), *idsj = cJSON_CreateArray(), *toks = cJSON_CreateArray();
+            cJSON_AddStringToObject(o, "id", names[k]);
+            cJSON_AddItemToArray(idsj, cJSON_CreateNumber(ids[k]));
+            cJSON_AddItemToArray(toks, cJSON_CreateString(names[k]));
+            cJSON_AddItemToObject(o, "ids", idsj);
+            cJSON_AddItemToObject(o, "tokens", toks);
+            cJSON_AddItemToObject(sp, names[k], o);
+        }
+        cJSON_AddItemToObject(tp, "single", single);
+        cJSON_AddItemToObject(tp, "pair", pair);
+        cJSON_AddItemToObject(tp, "special_tokens", sp);
+        cJSON_AddItemToObject(j, "post_processor", tp);
+    } else {
+        cJSON_AddItemToObject(j, "post_processor", byte_level(true, true, false));
+    }
+    cJSON_AddItemToObject(j, "decoder", byte_level(true, true, true));
+    cJSON_AddStringToObject(mdl, "type", "BPE");
+    cJSON_AddNullToObject(mdl, "dropout");
+    cJSON_AddNullToObject(mdl, "unk_token");
+    cJSON_AddNullToObject(mdl, "continuing_subword_prefix");
+    cJSON_AddNullToObject(mdl, "end_of_word_suffix");
+    cJSON_AddBoolToObject(mdl, "fuse_unk", false);
+    cJSON_AddBoolToObject(mdl, "byte_fallback", false);
+    cJSON_AddBoolToObject(mdl, "ignore_merges", ignore_merges);
+    cJSON_AddItemToObject(mdl, "vocab", vocab);
+    cJSON_AddItemToObject(mdl, "merges", merges);
+    vocab = merges = NULL;
+    cJSON_AddItemToObject(j, "model", mdl);
+    mdl = NULL;
+    // tokenizer_config.json
+    cJSON_AddBoolToObject(cfg, "add_bos_token", add_bos);
+    cJSON_AddBoolToObject(cfg, "add_eos_token", add_eos);
+    const char *ck[4] = {"bos_token", "eos_token", "pad_token", "unk_token"};
+    for (int k = 0; k < 4; k++) {
+        if (names[k]) cJSON_AddStringToObject(cfg, ck[k], names[k]);
+        else cJSON_AddNullToObject(cfg, ck[k]);
+    }
+    const char *tmpl;
+    if (lt_gguf_find_key(g, "tokenizer.chat_template") >= 0 &&
+        !lt_gguf_get_str(g, "tokenizer.chat_template", &tmpl, NULL, NULL))
+        cJSON_AddStringToObject(cfg, "chat_template", tmpl);
+    cJSON_AddBoolToObject(cfg, "clean_up_tokenization_spaces", false);
+    if (max_len > 0) cJSON_AddNumberToObject(cfg, "model_max_length", max_len);
+    cJSON_AddStringToObject(cfg, "tokenizer_class", "PreTrainedTokenizerFast");
+    char *a = cJSON_PrintUnformatted(j), *b = cJSON_Print(cfg);
+    if (!a || !b) {
+        if (a) cJSON_free(a);
+        if (b) cJSON_free(b);
+        goto oom;
+    }
+    *tokenizer_json = a;
+    *tokenizer_config = b;
+    st = LT_OK;
+    goto done;
+oom:
+    st = lt_err_set(err, LT_ERR_OOM, "%s: out of memory writing tokenizer.json", path);
+done:
+    lt_free(types);
+    smap_free(&seen);
+    cJSON_Delete(vocab);
+    cJSON_Delete(merges);
+    cJSON_Delete(mdl);
+    cJSON_Delete(cfg);
+    cJSON_Delete(j);
+    return st;
+}
+
+// ---------------------------------------------------------------------------------------------
 // the model
 
 static const char *gguf_arch(const lt_model *m) {

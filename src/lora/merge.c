@@ -1,7 +1,8 @@
 /*
  * merge.c - LoRA merged into the base weights (W' = W + s * B @ A, in f32, rounded once), the
  * Hugging Face model-directory writer (sharded safetensors + index, config.json, tokenizer files;
- * streamed, all files committed together) and the --verify logits check.
+ * streamed, all files committed together) and the --verify check (configuration, every weight
+ * against the exact merge within its dtype's rounding, logits against the unmerged model).
  * Not here: GGUF output (export_gguf.c), the model's tensor list and names (src/model/export.c).
  * References: peft/tuners/lora/layer.py (merge, get_delta_weight), transformers
  * modeling_utils.save_pretrained (shard names "model-00001-of-00002.safetensors", the index
@@ -9,8 +10,10 @@
  */
 #include "lora/merge.h"
 #include "core/core.h"
+#include "io/gguf.h"
 #include "ops/ops.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -509,6 +512,31 @@ static const char *tokenizer_files[] = {
     "vocab.json",        "merges.txt",            "added_tokens.json",
 };
 
+// Weight files an earlier run left in out_dir that do not belong to what was just written: a
+// model.safetensors would win over a new index (transformers and lt_st_set_open_dir load it
+// first), an index beside a new single file, shards of another count. Best effort.
+static void remove_stale(const char *out_dir, int n_shards) {
+    DIR *d = opendir(out_dir);
+    if (!d) return;
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d))) {
+        int a, b;
+        char tail[8] = "";
+        bool stale = false;
+        if (n_shards > 1 && !strcmp(e->d_name, "model.safetensors")) stale = true;
+        if (n_shards <= 1 && !strcmp(e->d_name, "model.safetensors.index.json")) stale = true;
+        if (sscanf(e->d_name, "model-%5d-of-%5d.safetenso%7s", &a, &b, tail) == 3 &&
+            !strcmp(tail, "rs") && (n_shards <= 1 || b != n_shards))
+            stale = true;
+        if (stale && path_join(path, sizeof path, out_dir, e->d_name)) {
+            lt_info("removing the stale %s", path);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
 lt_status lt_merge_save_hf(lt_model *m, const char *base_path, const char *out_dir,
                            const lt_merge_opts *o, lt_err *err) {
     lt_status st;
@@ -619,13 +647,26 @@ lt_status lt_merge_save_hf(lt_model *m, const char *base_path, const char *out_d
     if (hf)
         for (size_t i = 0; i < sizeof tokenizer_files / sizeof *tokenizer_files; i++)
             if ((st = copy_file(&fs, base_path, out_dir, tokenizer_files[i], err))) goto fail;
-    if ((st = afiles_commit(&fs, err))) goto fail;
-    // a stale weight file of the other layout would win over (or confuse) what was just written
-    const char *stale = n_shards > 1 ? "model.safetensors" : "model.safetensors.index.json";
-    if (path_join(path, sizeof path, out_dir, stale) && lt_file_exists(path)) {
-        lt_info("removing the stale %s", path);
-        unlink(path);
+    if (m->gguf && lt_gguf_find_key(m->gguf, "tokenizer.ggml.model") >= 0) {
+        char *tj = NULL, *tc = NULL;
+        lt_err terr = {0};
+        lt_status ts2 = lt_gguf_tokenizer_to_hf(m->gguf, m->cfg.max_pos, &tj, &tc, &terr);
+        if (ts2 == LT_ERR_UNSUPPORTED) {
+            lt_warn("merge: no tokenizer files written: %s", terr.msg);
+        } else if (ts2) {
+            if (err) *err = terr;
+            st = ts2;
+            goto fail;
+        } else {
+            st = write_text(&fs, out_dir, "tokenizer.json", tj, err);
+            if (!st) st = write_text(&fs, out_dir, "tokenizer_config.json", tc, err);
+            cJSON_free(tj);
+            cJSON_free(tc);
+            if (st) goto fail;
+        }
     }
+    if ((st = afiles_commit(&fs, err))) goto fail;
+    remove_stale(out_dir, n_shards);
     st = LT_OK;
 fail:
     afiles_abort(&fs);
@@ -734,30 +775,35 @@ static bool config_same(const lt_model *ref, const lt_model *got, char *msg, siz
     return true;
 }
 
-// Half a unit in the last place of x in a 16-bit float dtype (mant = 10 for f16, 7 for bf16).
-static double half_ulp(double x, int mant, int min_exp) {
-    int e;
-    frexp(fabs(x), &e); // |x| = f * 2^e, 0.5 <= f < 1
-    e -= 1;
+// Half a unit in the last place of x (an f32) in a float format with `mant` mantissa bits whose
+// smallest normal exponent is min_exp (f16: 10, -14; bf16: 7, -126), from x's exponent bits.
+static double half_ulp(float x, int mant, int min_exp) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    int e = (int)((u >> 23) & 0xff) - 127; // subnormal f32 (e = -127) is below both minimums
     if (e < min_exp) e = min_exp;
     return ldexp(0.5, e - mant);
 }
 
-// Compares n values of a row of `cols` written in dtype d with the exact ones.
+// Compares a row of `cols` values written in dtype d (read back as f32) with the exact ones.
 static void cmp_row(const float *got, const float *ex, int64_t cols, lt_dtype d, const char *name,
                     lt_verify_result *r) {
     double rowmax = 0;
     for (int64_t i = 0; i < cols; i++) rowmax = fmax(rowmax, fabs((double)ex[i]));
     double slack = rowmax * 9.5367431640625e-07 + 1e-30; // 2^-20 of the row: f32 arithmetic
+    bool blocks = d == LT_DTYPE_Q8_0 || d == LT_DTYPE_Q4_0 || d == LT_DTYPE_Q4_1;
+    double qstep = d == LT_DTYPE_Q8_0 ? 0.6 / 127 : 0.6 / 7, bblock = 0;
     for (int64_t i = 0; i < cols; i++) {
         double bnd = slack;
         if (d == LT_DTYPE_F16) bnd += half_ulp(ex[i], 10, -14);
         else if (d == LT_DTYPE_BF16) bnd += half_ulp(ex[i], 7, -126);
-        else if (d == LT_DTYPE_Q8_0 || d == LT_DTYPE_Q4_0 || d == LT_DTYPE_Q4_1) {
-            double amax = 0;
-            int64_t b0 = i / 32 * 32;
-            for (int64_t j = b0; j < b0 + 32 && j < cols; j++) amax = fmax(amax, fabs((double)ex[j]));
-            bnd += (d == LT_DTYPE_Q8_0 ? 0.6 / 127 : 0.6 / 7) * amax;
+        else if (blocks) {
+            if (i % 32 == 0) { // half a step of the block (+ the f16 rounding of its scale)
+                double amax = 0;
+                for (int64_t j = i; j < i + 32 && j < cols; j++) amax = fmax(amax, fabs((double)ex[j]));
+                bblock = qstep * amax;
+            }
+            bnd += bblock;
         }
         double q = fabs((double)got[i] - (double)ex[i]) / bnd;
         if (!(q <= 1.0)) r->n_bad++;

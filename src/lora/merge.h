@@ -167,6 +167,14 @@ lt_gguf_kv *lt_gguf_kv_new(void);
 void lt_gguf_kv_free(lt_gguf_kv *kv);
 lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, int n_vocab,
                                   const lt_config *config, lt_err *err);
+// The other direction, for HF directories merged from a GGUF base: tokenizer.json and
+// tokenizer_config.json text (caller frees both with cJSON_free) for a "gpt2" (byte-level BPE)
+// vocabulary whose tokenizer.ggml.pre loratune knows (the names gguf_vocab.c reads); vocab,
+// merges, added tokens from token_type CONTROL/USER_DEFINED, BOS/EOS as the post-processor when
+// add_bos/add_eos, special tokens and chat_template in the config. max_len: model_max_length
+// (<= 0: left out). Other vocabularies: LT_ERR_UNSUPPORTED.
+lt_status lt_gguf_tokenizer_to_hf(const struct lt_gguf *g, int max_len, char **tokenizer_json,
+                                  char **tokenizer_config, lt_err *err);
 // Writes a GGUF file holding only the keys of kv (for tests and tokenizer-only files).
 lt_status lt_gguf_kv_write_file(const lt_gguf_kv *kv, const char *path, lt_err *err);
 

@@ -11,10 +11,22 @@
 #include "model/model_impl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *gguf_mod[LT_MOD_PER_LAYER] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                                  "ffn_gate", "ffn_up", "ffn_down"};
+
+// The shortest decimal that reads back as the same float (1e-05, not 9.99999974737875e-06),
+// so that config.json shows what the model was configured with.
+static double short_float(float x) {
+    char b[32];
+    for (int p = 1; p <= 9; p++) {
+        snprintf(b, sizeof b, "%.*g", p, (double)x);
+        if ((float)strtod(b, NULL) == x) return strtod(b, NULL);
+    }
+    return (double)x;
+}
 
 static void put(lt_model_tensor *out, int cap, int *n, const lt_model_tensor *t) {
     if (*n < cap) out[*n] = *t;
@@ -116,9 +128,9 @@ lt_status lt_model_hf_config(const lt_model *m, const char *torch_dtype, cJSON *
     cJSON_AddNumberToObject(j, "num_attention_heads", c->n_head);
     cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layer);
     cJSON_AddNumberToObject(j, "num_key_value_heads", c->n_head_kv);
-    cJSON_AddNumberToObject(j, "rms_norm_eps", (double)c->norm_eps);
+    cJSON_AddNumberToObject(j, "rms_norm_eps", short_float(c->norm_eps));
     cJSON_AddNullToObject(j, "rope_scaling");
-    cJSON_AddNumberToObject(j, "rope_theta", (double)c->rope_theta);
+    cJSON_AddNumberToObject(j, "rope_theta", short_float(c->rope_theta));
     if (qwen2) {
         cJSON_AddBoolToObject(j, "use_sliding_window", false);
         cJSON_AddNullToObject(j, "sliding_window");

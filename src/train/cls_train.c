@@ -42,7 +42,9 @@ lt_status lt_cls_data_add(lt_cls_data *d, const int32_t *ids, int len, int32_t y
     if (d->x.n == d->cap_y) {
         int64_t cap = d->cap_y ? d->cap_y * 2 : 64;
         int32_t *ny = lt_realloc(d->y, sizeof(int32_t) * (size_t)cap);
-        if (!ny) return lt_err_set(err, LT_ERR_OOM, "out of memory adding example %lld", (long long)d->x.n);
+        if (!ny)
+            return lt_err_set(err, LT_ERR_OOM, "out of memory adding example %lld",
+                              (long long)d->x.n);
         d->y = ny, d->cap_y = cap;
     }
     lt_status st = lt_dataset_add(&d->x, ids, NULL, len, len, err);
@@ -133,9 +135,12 @@ lt_status lt_cls_labels_from_values(lt_cls_labels *l, const char *const *labels,
     qsort(v, (size_t)n, sizeof *v, numeric ? cmp_num : cmp_str);
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++)
-        if (k == 0 || (numeric ? cmp_num(&v[k - 1], &v[i]) : strcmp(v[k - 1], v[i])) != 0) v[k++] = v[i];
-    lt_status st = k > 65536 ? lt_err_set(err, LT_ERR_ARG, "%lld distinct labels (at most 65536): "
-                                          "is the label column right?", (long long)k)
+        if (k == 0 || (numeric ? cmp_num(&v[k - 1], &v[i]) : strcmp(v[k - 1], v[i])) != 0)
+            v[k++] = v[i];
+    lt_status st = k > 65536 ? lt_err_set(err, LT_ERR_ARG,
+                                          "%lld distinct labels (at most 65536): "
+                                          "is the label column right?",
+                                          (long long)k)
                              : labels_set(l, v, (int)k, err);
     lt_free(v);
     return st;
@@ -150,10 +155,13 @@ lt_status lt_cls_labels_parse(lt_cls_labels *l, const char *list, lt_err *err) {
     for (char *p = s, *e; p && !st; p = e) {
         e = strchr(p, ',');
         if (e) *e++ = 0;
-        if (!*p) st = lt_err_set(err, LT_ERR_ARG, "label list \"%s\": an empty label", list);
-        else if (n == 1024) st = lt_err_set(err, LT_ERR_ARG, "label list: more than 1024 labels");
+        if (!*p)
+            st = lt_err_set(err, LT_ERR_ARG, "label list \"%s\": an empty label", list);
+        else if (n == 1024)
+            st = lt_err_set(err, LT_ERR_ARG, "label list: more than 1024 labels");
         for (int i = 0; i < n && !st; i++)
-            if (!strcmp(names[i], p)) st = lt_err_set(err, LT_ERR_ARG, "label list: \"%s\" twice", p);
+            if (!strcmp(names[i], p))
+                st = lt_err_set(err, LT_ERR_ARG, "label list: \"%s\" twice", p);
         if (!st) names[n++] = p;
     }
     if (!st) st = labels_set(l, names, n, err);
@@ -165,7 +173,8 @@ lt_status lt_cls_labels_from_json(lt_cls_labels *l, const cJSON *j, const char *
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "labels");
     int n = cJSON_GetArraySize(arr);
     if (!cJSON_IsArray(arr) || n < 1 || n > 65536)
-        return lt_err_set(err, LT_ERR_FORMAT, "%s: \"labels\" must be an array of 1 to 65536 strings", what);
+        return lt_err_set(err, LT_ERR_FORMAT,
+                          "%s: \"labels\" must be an array of 1 to 65536 strings", what);
     const char **names = lt_alloc(sizeof(char *) * (size_t)n);
     if (!names) return lt_err_set(err, LT_ERR_OOM, "out of memory");
     int i = 0;
@@ -173,7 +182,8 @@ lt_status lt_cls_labels_from_json(lt_cls_labels *l, const cJSON *j, const char *
     cJSON_ArrayForEach(it, arr) {
         if (!cJSON_IsString(it) || !it->valuestring[0]) {
             lt_free(names);
-            return lt_err_set(err, LT_ERR_FORMAT, "%s: labels[%d] is not a non-empty string", what, i);
+            return lt_err_set(err, LT_ERR_FORMAT, "%s: labels[%d] is not a non-empty string", what,
+                              i);
         }
         names[i++] = it->valuestring;
     }
@@ -234,13 +244,15 @@ static lt_status by_class(const int32_t *y, int64_t n, int K, uint64_t seed, int
     return LT_OK;
 }
 
-lt_status lt_cls_split(const int32_t *y, int64_t n, int n_labels, const double *fracs,
-                       int n_parts, uint64_t seed, int8_t *part_of, lt_err *err) {
-    if (n_parts < 1 || n_parts > 8) return lt_err_set(err, LT_ERR_ARG, "%d parts (1 to 8)", n_parts);
+lt_status lt_cls_split(const int32_t *y, int64_t n, int n_labels, const double *fracs, int n_parts,
+                       uint64_t seed, int8_t *part_of, lt_err *err) {
+    if (n_parts < 1 || n_parts > 8)
+        return lt_err_set(err, LT_ERR_ARG, "%d parts (1 to 8)", n_parts);
     double sum = 0;
     for (int p = 0; p < n_parts; p++) {
         if (!(fracs[p] >= 0) || !isfinite(fracs[p]))
-            return lt_err_set(err, LT_ERR_ARG, "split fraction %d is %g (must be >= 0)", p, fracs[p]);
+            return lt_err_set(err, LT_ERR_ARG, "split fraction %d is %g (must be >= 0)", p,
+                              fracs[p]);
         sum += fracs[p];
     }
     if (!(sum > 0)) return lt_err_set(err, LT_ERR_ARG, "split fractions are all 0");
@@ -300,14 +312,18 @@ lt_status lt_cls_class_weights(const char *spec, const int64_t *counts, int K, f
         errno = 0;
         double v = strtod(p, &end);
         if (errno || end == p || !isfinite(v) || v < 0)
-            return lt_err_set(err, LT_ERR_ARG, "class weights \"%s\": weight %d is not a number >= 0 "
-                              "(give auto, none or %d comma-separated weights)", spec, k + 1, K);
+            return lt_err_set(err, LT_ERR_ARG,
+                              "class weights \"%s\": weight %d is not a number >= 0 "
+                              "(give auto, none or %d comma-separated weights)",
+                              spec, k + 1, K);
         w[k] = (float)v;
         p = end;
         if (k < K - 1) {
             if (*p != ',')
-                return lt_err_set(err, LT_ERR_ARG, "class weights \"%s\": %d weights given, %d "
-                                  "classes", spec, k + 1, K);
+                return lt_err_set(err, LT_ERR_ARG,
+                                  "class weights \"%s\": %d weights given, %d "
+                                  "classes",
+                                  spec, k + 1, K);
             p++;
         }
     }
@@ -339,11 +355,13 @@ lt_status lt_cls_evaluate(lt_model *m, lt_ctx *c, int B, int T, const lt_cls_hea
                           const lt_cls_data *d, lt_cls_metrics *met, float *probs, lt_err *err) {
     const int K = h->n_labels;
     if (B <= 0 || T <= 0 || K <= 0)
-        return lt_err_set(err, LT_ERR_ARG, "evaluation with batch %d, length %d, %d classes", B, T, K);
+        return lt_err_set(err, LT_ERR_ARG, "evaluation with batch %d, length %d, %d classes", B, T,
+                          K);
     if (d->n_labels != K)
         return lt_err_set(err, LT_ERR_ARG, "data has %d classes, the head %d", d->n_labels, K);
     if (met && met->n_labels != K)
-        return lt_err_set(err, LT_ERR_ARG, "metrics for %d classes, the head has %d", met->n_labels, K);
+        return lt_err_set(err, LT_ERR_ARG, "metrics for %d classes, the head has %d", met->n_labels,
+                          K);
     lt_status st = LT_OK;
     lt_ctx *own = NULL;
     if (!c) {
@@ -425,8 +443,8 @@ typedef struct cls_run {
     double *step_loss, *step_acc, *step_ex; // (total) per optimizer step; examples seen after it
     lt_cls_point *hist;                     // (cap_hist)
     int n_hist, cap_hist;
-    float *best_params;                     // (n_params)
-    int64_t best_step;                      // -1: none yet
+    float *best_params; // (n_params)
+    int64_t best_step;  // -1: none yet
     double best_value;
     lt_cls_metrics best_val, last_val, scratch;
     int64_t examples;
@@ -497,8 +515,8 @@ static lt_status write_plots(const cls_run *r, int64_t steps, lt_err *err) {
         lt_free(xs), lt_free(buf);
         return lt_err_set(err, LT_ERR_OOM, "out of memory for plots");
     }
-    double *hs = buf, *he = buf + nhd, *tl = buf + 2 * nhd, *ta = buf + 3 * nhd, *vl = buf + 4 * nhd,
-           *va = buf + 5 * nhd, *vf = buf + 6 * nhd;
+    double *hs = buf, *he = buf + nhd, *tl = buf + 2 * nhd, *ta = buf + 3 * nhd,
+           *vl = buf + 4 * nhd, *va = buf + 5 * nhd, *vf = buf + 6 * nhd;
     for (int64_t i = 0; i < steps; i++) xs[i] = (double)(i + 1);
     for (int i = 0; i < nh; i++) {
         const lt_cls_point *p = &r->hist[i];
@@ -510,18 +528,39 @@ static lt_status write_plots(const cls_run *r, int64_t steps, lt_err *err) {
     lt_plot_series ls[2][3], as[2][3];
     for (int v = 0; v < 2; v++) { // v = 0: steps, 1: examples seen
         const double *x1 = v ? r->step_ex : xs, *xh = v ? he : hs;
-        ls[v][0] = (lt_plot_series){.name = "train (each step)", .x = x1, .y = r->step_loss, .n = ns,
-                                    .color = "#aec7e8", .width = 1.0f};
-        ls[v][1] = (lt_plot_series){.name = "train (mean between evals)", .x = xh, .y = tl, .n = nh,
-                                    .color = "#1f77b4", .markers = true};
-        ls[v][2] = (lt_plot_series){.name = "validation", .x = xh, .y = vl, .n = nh,
-                                    .color = "#ff7f0e", .markers = true};
-        as[v][0] = (lt_plot_series){.name = "train accuracy (mean between evals)", .x = xh, .y = ta,
-                                    .n = nh, .color = "#1f77b4", .markers = true};
-        as[v][1] = (lt_plot_series){.name = "validation accuracy", .x = xh, .y = va, .n = nh,
-                                    .color = "#ff7f0e", .markers = true};
-        as[v][2] = (lt_plot_series){.name = "validation macro-F1", .x = xh, .y = vf, .n = nh,
-                                    .color = "#2ca02c", .markers = true, .dashed = true};
+        ls[v][0] = (lt_plot_series){.name = "train (each step)",
+                                    .x = x1,
+                                    .y = r->step_loss,
+                                    .n = ns,
+                                    .color = "#aec7e8",
+                                    .width = 1.0f};
+        ls[v][1] = (lt_plot_series){.name = "train (mean between evals)",
+                                    .x = xh,
+                                    .y = tl,
+                                    .n = nh,
+                                    .color = "#1f77b4",
+                                    .markers = true};
+        ls[v][2] = (lt_plot_series){
+            .name = "validation", .x = xh, .y = vl, .n = nh, .color = "#ff7f0e", .markers = true};
+        as[v][0] = (lt_plot_series){.name = "train accuracy (mean between evals)",
+                                    .x = xh,
+                                    .y = ta,
+                                    .n = nh,
+                                    .color = "#1f77b4",
+                                    .markers = true};
+        as[v][1] = (lt_plot_series){.name = "validation accuracy",
+                                    .x = xh,
+                                    .y = va,
+                                    .n = nh,
+                                    .color = "#ff7f0e",
+                                    .markers = true};
+        as[v][2] = (lt_plot_series){.name = "validation macro-F1",
+                                    .x = xh,
+                                    .y = vf,
+                                    .n = nh,
+                                    .color = "#2ca02c",
+                                    .markers = true,
+                                    .dashed = true};
     }
     double amin = 1; // accuracy panels: from a round value below the lowest point up to 1
     for (int i = 0; i < nh; i++) {
@@ -533,29 +572,51 @@ static lt_status write_plots(const cls_run *r, int64_t steps, lt_err *err) {
     if (amin < 0) amin = 0;
     if (amin > 0.9) amin = 0.9;
     lt_plot_panel p[4] = {
-        {.title = "Loss vs steps", .xlabel = "optimizer step", .ylabel = "cross-entropy loss",
-         .series = ls[0], .n_series = 3, .y_zero = true},
-        {.title = "Accuracy vs steps", .xlabel = "optimizer step", .ylabel = "accuracy / macro-F1",
-         .series = as[0], .n_series = 3, .y_fixed = true, .y_min = amin, .y_max = 1 + (1 - amin) * 0.03},
-        {.title = "Loss vs examples seen", .xlabel = "training examples seen",
-         .ylabel = "cross-entropy loss", .series = ls[1], .n_series = 3, .y_zero = true},
-        {.title = "Accuracy vs examples seen", .xlabel = "training examples seen",
-         .ylabel = "accuracy / macro-F1", .series = as[1], .n_series = 3, .y_fixed = true,
-         .y_min = amin, .y_max = 1 + (1 - amin) * 0.03},
+        {.title = "Loss vs steps",
+         .xlabel = "optimizer step",
+         .ylabel = "cross-entropy loss",
+         .series = ls[0],
+         .n_series = 3,
+         .y_zero = true},
+        {.title = "Accuracy vs steps",
+         .xlabel = "optimizer step",
+         .ylabel = "accuracy / macro-F1",
+         .series = as[0],
+         .n_series = 3,
+         .y_fixed = true,
+         .y_min = amin,
+         .y_max = 1 + (1 - amin) * 0.03},
+        {.title = "Loss vs examples seen",
+         .xlabel = "training examples seen",
+         .ylabel = "cross-entropy loss",
+         .series = ls[1],
+         .n_series = 3,
+         .y_zero = true},
+        {.title = "Accuracy vs examples seen",
+         .xlabel = "training examples seen",
+         .ylabel = "accuracy / macro-F1",
+         .series = as[1],
+         .n_series = 3,
+         .y_fixed = true,
+         .y_min = amin,
+         .y_max = 1 + (1 - amin) * 0.03},
     };
     char path[4096];
     lt_status st;
     if (!lt_path_join(path, sizeof path, r->o->t.out_dir, "curves.svg"))
         st = lt_err_set(err, LT_ERR_ARG, "%s: path too long", r->o->t.out_dir);
     else
-        st = lt_plot_svg_write(path, p, 4, 2, 560, 360, "loratune: sequence classification training", err);
+        st = lt_plot_svg_write(path, p, 4, 2, 560, 360,
+                               "loratune: sequence classification training", err);
     lt_free(xs), lt_free(buf);
     return st;
 }
 
 static void add_num(cJSON *j, const char *k, double v) {
-    if (isfinite(v)) cJSON_AddNumberToObject(j, k, v);
-    else cJSON_AddNullToObject(j, k);
+    if (isfinite(v))
+        cJSON_AddNumberToObject(j, k, v);
+    else
+        cJSON_AddNullToObject(j, k);
 }
 
 static lt_status write_report(const cls_run *r, const lt_cls_train_result *res, lt_err *err) {
@@ -569,7 +630,8 @@ static lt_status write_report(const cls_run *r, const lt_cls_train_result *res, 
         snprintf(b, sizeof b, "%d", k);
         cJSON_AddItemToArray(lab, cJSON_CreateString(o->label_names ? o->label_names[k] : b));
     }
-    if (o->report_config) cJSON_AddItemToObject(j, "config", cJSON_Duplicate(o->report_config, true));
+    if (o->report_config)
+        cJSON_AddItemToObject(j, "config", cJSON_Duplicate(o->report_config, true));
     cJSON_AddNumberToObject(j, "steps", (double)res->steps);
     cJSON_AddNumberToObject(j, "examples_seen", (double)res->examples_seen);
     add_num(j, "train_seconds", res->seconds);
@@ -592,11 +654,15 @@ static lt_status write_report(const cls_run *r, const lt_cls_train_result *res, 
             cJSON_AddStringToObject(best, "note", "no validation set: the final adapter is used");
         }
     }
-    if (res->val.n > 0) cJSON_AddItemToObject(j, "validation", lt_cls_metrics_json(&res->val, o->label_names));
+    if (res->val.n > 0)
+        cJSON_AddItemToObject(j, "validation", lt_cls_metrics_json(&res->val, o->label_names));
     if (res->val_final.n > 0)
-        cJSON_AddItemToObject(j, "validation_final", lt_cls_metrics_json(&res->val_final, o->label_names));
-    if (res->test.n > 0) cJSON_AddItemToObject(j, "test", lt_cls_metrics_json(&res->test, o->label_names));
-    else cJSON_AddNullToObject(j, "test");
+        cJSON_AddItemToObject(j, "validation_final",
+                              lt_cls_metrics_json(&res->val_final, o->label_names));
+    if (res->test.n > 0)
+        cJSON_AddItemToObject(j, "test", lt_cls_metrics_json(&res->test, o->label_names));
+    else
+        cJSON_AddNullToObject(j, "test");
     cJSON *h = cJSON_AddArrayToObject(j, "history");
     for (int i = 0; i < res->n_hist && h; i++) {
         const lt_cls_point *p = &res->hist[i];
@@ -621,8 +687,8 @@ static lt_status write_report(const cls_run *r, const lt_cls_train_result *res, 
 
 typedef struct cls_ckpt {
     cls_run *r;
-    int64_t steps;  // optimizer steps done when saving
-    double *hist7;  // (cap_hist * 7) staging for the history rows
+    int64_t steps; // optimizer steps done when saving
+    double *hist7; // (cap_hist * 7) staging for the history rows
 } cls_ckpt;
 
 static lt_status ckpt_save(lt_st_writer *w, void *ud, lt_err *err) {
@@ -630,11 +696,13 @@ static lt_status ckpt_save(lt_st_writer *w, void *ud, lt_err *err) {
     cls_run *r = c->r;
     char buf[64];
     lt_status st = LT_OK;
-    int64_t np[1] = {r->a->n_params}, kk[1] = {(int64_t)r->K * r->K}, hn[1] = {(int64_t)r->n_hist * 7},
-            sn[1] = {c->steps};
+    int64_t np[1] = {r->a->n_params}, kk[1] = {(int64_t)r->K * r->K},
+            hn[1] = {(int64_t)r->n_hist * 7}, sn[1] = {c->steps};
     if (r->best_step >= 0) {
         st = lt_st_writer_add(w, "cls.best_params", LT_DTYPE_F32, 1, np, r->best_params, err);
-        if (!st) st = lt_st_writer_add(w, "cls.best_confusion", LT_DTYPE_I64, 1, kk, r->best_val.confusion, err);
+        if (!st)
+            st = lt_st_writer_add(w, "cls.best_confusion", LT_DTYPE_I64, 1, kk,
+                                  r->best_val.confusion, err);
         snprintf(buf, sizeof buf, "%.17g", r->best_val.loss);
         if (!st) st = lt_st_writer_meta(w, "cls.best_loss", buf, err);
     }
@@ -647,13 +715,17 @@ static lt_status ckpt_save(lt_st_writer *w, void *ud, lt_err *err) {
     for (int i = 0; i < r->n_hist; i++) {
         const lt_cls_point *p = &r->hist[i];
         double row[7] = {(double)p->step, (double)p->examples, p->train_loss, p->train_acc,
-                         p->val_loss, p->val_acc, p->val_f1};
+                         p->val_loss,     p->val_acc,          p->val_f1};
         memcpy(c->hist7 + (size_t)i * 7, row, sizeof row);
     }
-    if (!st && r->n_hist > 0) st = lt_st_writer_add(w, "cls.hist", LT_DTYPE_F64, 1, hn, c->hist7, err);
-    if (!st && c->steps > 0) st = lt_st_writer_add(w, "cls.step_loss", LT_DTYPE_F64, 1, sn, r->step_loss, err);
-    if (!st && c->steps > 0) st = lt_st_writer_add(w, "cls.step_acc", LT_DTYPE_F64, 1, sn, r->step_acc, err);
-    if (!st && c->steps > 0) st = lt_st_writer_add(w, "cls.step_ex", LT_DTYPE_F64, 1, sn, r->step_ex, err);
+    if (!st && r->n_hist > 0)
+        st = lt_st_writer_add(w, "cls.hist", LT_DTYPE_F64, 1, hn, c->hist7, err);
+    if (!st && c->steps > 0)
+        st = lt_st_writer_add(w, "cls.step_loss", LT_DTYPE_F64, 1, sn, r->step_loss, err);
+    if (!st && c->steps > 0)
+        st = lt_st_writer_add(w, "cls.step_acc", LT_DTYPE_F64, 1, sn, r->step_acc, err);
+    if (!st && c->steps > 0)
+        st = lt_st_writer_add(w, "cls.step_ex", LT_DTYPE_F64, 1, sn, r->step_ex, err);
     return st;
 }
 
@@ -673,8 +745,10 @@ static lt_status ckpt_load(const lt_safetensors *f, void *ud, lt_err *err) {
     if (!meta_num(f, "step", &step) || !meta_num(f, "cls.best_step", &best_step) ||
         !meta_num(f, "cls.best_value", &best_value) || !meta_num(f, "cls.examples", &ex) ||
         step < 0 || step > (double)r->total)
-        return lt_err_set(err, LT_ERR_FORMAT, "%s: not a classification checkpoint of this run "
-                          "(cls.* metadata missing or step outside [0, %lld])", path, (long long)r->total);
+        return lt_err_set(err, LT_ERR_FORMAT,
+                          "%s: not a classification checkpoint of this run "
+                          "(cls.* metadata missing or step outside [0, %lld])",
+                          path, (long long)r->total);
     int64_t steps = (int64_t)step;
     r->best_step = (int64_t)best_step;
     r->best_value = best_value;
@@ -685,15 +759,19 @@ static lt_status ckpt_load(const lt_safetensors *f, void *ud, lt_err *err) {
         double bl = NAN;
         if (!bp || bp->dtype != LT_DTYPE_F32 || bp->numel != r->a->n_params || !bc ||
             bc->dtype != LT_DTYPE_I64 || bc->numel != (int64_t)r->K * r->K)
-            return lt_err_set(err, LT_ERR_FORMAT, "%s: cls.best_params / cls.best_confusion missing "
-                              "or of the wrong size", path);
+            return lt_err_set(err, LT_ERR_FORMAT,
+                              "%s: cls.best_params / cls.best_confusion missing "
+                              "or of the wrong size",
+                              path);
         memcpy(r->best_params, bp->data, sizeof(float) * (size_t)r->a->n_params);
         lt_cls_metrics_reset(&r->best_val);
         const int64_t *cm = bc->data; // copied through memcpy: the mapping may be unaligned
         for (int g = 0; g < r->K; g++)
             for (int p = 0; p < r->K; p++) {
                 int64_t v;
-                memcpy(&v, (const char *)cm + sizeof(int64_t) * ((size_t)g * (size_t)r->K + (size_t)p), sizeof v);
+                memcpy(&v,
+                       (const char *)cm + sizeof(int64_t) * ((size_t)g * (size_t)r->K + (size_t)p),
+                       sizeof v);
                 for (int64_t i = 0; i < v; i++) lt_cls_metrics_add(&r->best_val, g, p, NULL);
             }
         lt_cls_metrics_compute(&r->best_val);
@@ -708,9 +786,13 @@ static lt_status ckpt_load(const lt_safetensors *f, void *ud, lt_err *err) {
         memcpy(c->hist7, h->data, h->nbytes);
         for (int64_t i = 0; i < h->numel / 7; i++) {
             const double *row = c->hist7 + i * 7;
-            r->hist[i] = (lt_cls_point){.step = (int64_t)row[0], .examples = (int64_t)row[1],
-                                        .train_loss = row[2], .train_acc = row[3],
-                                        .val_loss = row[4], .val_acc = row[5], .val_f1 = row[6]};
+            r->hist[i] = (lt_cls_point){.step = (int64_t)row[0],
+                                        .examples = (int64_t)row[1],
+                                        .train_loss = row[2],
+                                        .train_acc = row[3],
+                                        .val_loss = row[4],
+                                        .val_acc = row[5],
+                                        .val_f1 = row[6]};
         }
         r->n_hist = (int)(h->numel / 7);
     }
@@ -731,17 +813,21 @@ static void metrics_line(FILE *f, const char *split, int64_t step, int64_t ex,
     if (!f) return;
     fprintf(f, "{\"step\": %lld, \"examples\": %lld, \"split\": \"%s\", ", (long long)step,
             (long long)ex, split);
-    if (isfinite(v->loss)) fprintf(f, "\"loss\": %.6f, ", v->loss);
-    else fprintf(f, "\"loss\": null, ");
-    fprintf(f, "\"accuracy\": %.6f, \"macro_precision\": %.6f, \"macro_recall\": %.6f, "
-            "\"macro_f1\": %.6f, \"n\": %lld, \"best\": %s}\n", v->accuracy, v->macro_precision,
-            v->macro_recall, v->macro_f1, (long long)v->n, best ? "true" : "false");
+    if (isfinite(v->loss))
+        fprintf(f, "\"loss\": %.6f, ", v->loss);
+    else
+        fprintf(f, "\"loss\": null, ");
+    fprintf(f,
+            "\"accuracy\": %.6f, \"macro_precision\": %.6f, \"macro_recall\": %.6f, "
+            "\"macro_f1\": %.6f, \"n\": %lld, \"best\": %s}\n",
+            v->accuracy, v->macro_precision, v->macro_recall, v->macro_f1, (long long)v->n,
+            best ? "true" : "false");
     fflush(f);
 }
 
-lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train,
-                       const lt_cls_data *val, const lt_cls_data *test,
-                       const lt_cls_train_opts *o, lt_cls_train_result *res, lt_err *err) {
+lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train, const lt_cls_data *val,
+                       const lt_cls_data *test, const lt_cls_train_opts *o,
+                       lt_cls_train_result *res, lt_err *err) {
     const lt_train_opts *to = &o->t;
     memset(res, 0, sizeof *res);
     res->best_step = -1;
@@ -750,16 +836,22 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train,
         return lt_err_set(err, LT_ERR_ARG, "the adapter has no classification head (n_labels = 0)");
     const int K = a->n_labels;
     if (train->n_labels != K || (val && val->n_labels != K) || (test && test->n_labels != K))
-        return lt_err_set(err, LT_ERR_ARG, "data sets and head disagree on the number of classes "
-                          "(head %d, training data %d)", K, train->n_labels);
+        return lt_err_set(err, LT_ERR_ARG,
+                          "data sets and head disagree on the number of classes "
+                          "(head %d, training data %d)",
+                          K, train->n_labels);
     if (to->B <= 0 || to->T < 1 || to->grad_accum <= 0)
-        return lt_err_set(err, LT_ERR_ARG, "batch %d, sequence %d, accumulation %d: all must be "
-                          "positive", to->B, to->T, to->grad_accum);
-    if (!(to->lr >= 0) || !(to->beta1 >= 0 && to->beta1 < 1) || !(to->beta2 >= 0 && to->beta2 < 1) ||
-        !(to->eps > 0) || !(to->weight_decay >= 0))
-        return lt_err_set(err, LT_ERR_ARG, "bad optimizer settings (lr %g, betas %g %g, eps %g, "
-                          "weight decay %g)", (double)to->lr, (double)to->beta1, (double)to->beta2,
-                          (double)to->eps, (double)to->weight_decay);
+        return lt_err_set(err, LT_ERR_ARG,
+                          "batch %d, sequence %d, accumulation %d: all must be "
+                          "positive",
+                          to->B, to->T, to->grad_accum);
+    if (!(to->lr >= 0) || !(to->beta1 >= 0 && to->beta1 < 1) ||
+        !(to->beta2 >= 0 && to->beta2 < 1) || !(to->eps > 0) || !(to->weight_decay >= 0))
+        return lt_err_set(err, LT_ERR_ARG,
+                          "bad optimizer settings (lr %g, betas %g %g, eps %g, "
+                          "weight decay %g)",
+                          (double)to->lr, (double)to->beta1, (double)to->beta2, (double)to->eps,
+                          (double)to->weight_decay);
     if (to->max_steps <= 0 && to->epochs <= 0)
         return lt_err_set(err, LT_ERR_ARG, "give a number of epochs or max steps");
     if (train->x.n == 0) return lt_err_set(err, LT_ERR_ARG, "the training set is empty");
@@ -774,16 +866,18 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train,
     {
         lt_cls_metrics probe = {.n_labels = 1};
         if (!lt_cls_metrics_get(&probe, bm, &tmpv, &higher))
-            return lt_err_set(err, LT_ERR_ARG, "unknown best-checkpoint metric \"%s\" (macro_f1, "
-                              "accuracy, macro_precision, macro_recall, weighted_f1 or loss)", bm);
+            return lt_err_set(err, LT_ERR_ARG,
+                              "unknown best-checkpoint metric \"%s\" (macro_f1, "
+                              "accuracy, macro_precision, macro_recall, weighted_f1 or loss)",
+                              bm);
     }
     const int B = to->B, T = to->T, A = to->grad_accum;
     const int64_t n = train->x.n, total = lt_train_total_steps(to, n),
                   warmup = lt_train_warmup_steps(to, total);
     const bool has_val = val && val->x.n > 0;
     size_t bt = (size_t)B * (size_t)T;
-    cls_run r = {.o = &oo, .m = m, .a = a, .K = K, .total = total, .best_step = -1,
-                 .best_value = NAN};
+    cls_run r = {
+        .o = &oo, .m = m, .a = a, .K = K, .total = total, .best_step = -1, .best_value = NAN};
     cls_ckpt ck = {.r = &r};
     lt_ckpt_hook hook = {.save = ckpt_save, .load = ckpt_load, .ud = &ck};
     lt_train_state s = {0};
@@ -803,13 +897,15 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train,
     r.hist = lt_calloc((size_t)r.cap_hist, sizeof(lt_cls_point));
     r.best_params = lt_alloc(sizeof(float) * (size_t)a->n_params);
     ck.hist7 = lt_alloc(sizeof(double) * 7 * (size_t)r.cap_hist);
-    if (!ck.hist7 || !ids || !lab || !km || !yb || !perm || !idx || !sc || !r.step_loss || !r.step_acc ||
-        !r.step_ex || !r.hist || !r.best_params) {
+    if (!ck.hist7 || !ids || !lab || !km || !yb || !perm || !idx || !sc || !r.step_loss ||
+        !r.step_acc || !r.step_ex || !r.hist || !r.best_params) {
         st = lt_err_set(err, LT_ERR_OOM, "out of memory");
         goto done;
     }
-    if ((st = lt_cls_metrics_init(&r.best_val, K, err)) || (st = lt_cls_metrics_init(&r.last_val, K, err)) ||
-        (st = lt_cls_metrics_init(&r.scratch, K, err)) || (st = lt_train_state_init(&s, a->n_params, err)))
+    if ((st = lt_cls_metrics_init(&r.best_val, K, err)) ||
+        (st = lt_cls_metrics_init(&r.last_val, K, err)) ||
+        (st = lt_cls_metrics_init(&r.scratch, K, err)) ||
+        (st = lt_train_state_init(&s, a->n_params, err)))
         goto done;
     if (to->optim == LT_OPTIM_ADAMW_8BIT && (st = lt_train_state_use_8bit(&s, a, err))) goto done;
     lt_ctx_opts co = {.B = B, .T = T, .train = true, .checkpoint = to->checkpoint_activations};
@@ -827,12 +923,13 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train,
         }
     }
     if (to->metrics_path && !(mf = fopen(to->metrics_path, s.step > 0 ? "a" : "w"))) {
-        st = lt_err_set(err, LT_ERR_IO, "%s: cannot open metrics file for writing", to->metrics_path);
+        st = lt_err_set(err, LT_ERR_IO, "%s: cannot open metrics file for writing",
+                        to->metrics_path);
         goto done;
     }
     lt_dataset_order(perm, n, to->seed, s.epoch);
-    lt_cls_head h = {.n_labels = K, .pad_id = o->pad_id, .w = a->score, .gw = a->gscore,
-                     .class_w = o->class_w};
+    lt_cls_head h = {
+        .n_labels = K, .pad_id = o->pad_id, .w = a->score, .gw = a->gscore, .class_w = o->class_w};
     const int32_t pad_fill = o->pad_id >= 0 ? o->pad_id : 0;
     lt_progress pb;
     lt_progress_init(&pb, "train", (long)total, "step");
@@ -860,7 +957,8 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train,
                 goto done;
             loss_sum += ls;
             for (int i = 0; i < B; i++)
-                if (h.labels[i] >= 0) correct += argmax(sc + (size_t)i * (size_t)K, K) == h.labels[i];
+                if (h.labels[i] >= 0)
+                    correct += argmax(sc + (size_t)i * (size_t)K, K) == h.labels[i];
         }
         double loss = wsum > 0 ? loss_sum / wsum : NAN, acc = nreal ? (double)correct / nreal : NAN;
         float lr;
@@ -873,7 +971,8 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train,
         if (s.step == start_step + 1) res->first_loss = loss;
         res->last_loss = loss;
         if (mf) {
-            fprintf(mf, "{\"step\": %lld, \"epoch\": %lld, \"examples\": %lld, \"loss\": %.6f, "
+            fprintf(mf,
+                    "{\"step\": %lld, \"epoch\": %lld, \"examples\": %lld, \"loss\": %.6f, "
                     "\"accuracy\": %.4f, \"lr\": %.6g, \"grad_norm\": %.6f, \"elapsed_s\": %.3f}\n",
                     (long long)s.step, (long long)s.epoch, (long long)r.examples, loss, acc,
                     (double)lr, gnorm, lt_time_sec() - t0);
@@ -881,8 +980,11 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train,
         }
         bool last = s.step == total;
         if ((to->eval_every > 0 && s.step % to->eval_every == 0) || last) {
-            lt_cls_point p = {.step = s.step, .examples = r.examples, .val_loss = NAN,
-                              .val_acc = NAN, .val_f1 = NAN};
+            lt_cls_point p = {.step = s.step,
+                              .examples = r.examples,
+                              .val_loss = NAN,
+                              .val_acc = NAN,
+                              .val_f1 = NAN};
             int64_t from = r.n_hist > 0 ? r.hist[r.n_hist - 1].step : 0, cnt = 0;
             double sl = 0, sa = 0;
             for (int64_t i = from; i < s.step; i++)
@@ -892,7 +994,8 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train,
             bool improved = false;
             if (has_val) {
                 if ((st = lt_cls_evaluate(m, c, B, T, &h, val, &r.last_val, NULL, err))) goto done;
-                p.val_loss = r.last_val.loss, p.val_acc = r.last_val.accuracy, p.val_f1 = r.last_val.macro_f1;
+                p.val_loss = r.last_val.loss, p.val_acc = r.last_val.accuracy,
+                p.val_f1 = r.last_val.macro_f1;
                 double v;
                 lt_cls_metrics_get(&r.last_val, bm, &v, &higher);
                 if ((improved = is_better(&r, v, higher))) {
@@ -924,7 +1027,8 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train,
     if (!to->quiet) lt_progress_finish(&pb);
     res->seconds = lt_time_sec() - t0;
     res->examples_per_s = train_time > 0 ? (double)ex_run / train_time : 0;
-    if ((st = lt_cls_metrics_init(&res->val, K, err)) || (st = lt_cls_metrics_init(&res->val_final, K, err)) ||
+    if ((st = lt_cls_metrics_init(&res->val, K, err)) ||
+        (st = lt_cls_metrics_init(&res->val_final, K, err)) ||
         (st = lt_cls_metrics_init(&res->test, K, err)))
         goto done;
     if (has_val) lt_cls_metrics_copy(&res->val_final, &r.last_val);
@@ -933,7 +1037,8 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train,
         memcpy(a->params, r.best_params, sizeof(float) * (size_t)a->n_params);
         lt_cls_metrics_copy(&res->val, &r.best_val);
     }
-    if (test && test->x.n > 0 && (st = lt_cls_evaluate(m, c, B, T, &h, test, &res->test, NULL, err)))
+    if (test && test->x.n > 0 &&
+        (st = lt_cls_evaluate(m, c, B, T, &h, test, &res->test, NULL, err)))
         goto done;
     res->best_step = r.best_step;
     res->best_value = r.best_value;

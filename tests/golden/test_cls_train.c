@@ -38,12 +38,14 @@ static void test_helpers(void) {
     lt_cls_labels l = {0};
     const char *v1[6] = {"spam", "ham", "spam", "ham", "eggs", "ham"};
     CHECK_OK(lt_cls_labels_from_values(&l, v1, 6, &err), &err);
-    CHECK(l.n == 3 && !strcmp(l.names[0], "eggs") && !strcmp(l.names[1], "ham") && !strcmp(l.names[2], "spam"));
+    CHECK(l.n == 3 && !strcmp(l.names[0], "eggs") && !strcmp(l.names[1], "ham") &&
+          !strcmp(l.names[2], "spam"));
     CHECK(lt_cls_labels_find(&l, "spam") == 2 && lt_cls_labels_find(&l, "x") == -1);
     lt_cls_labels_deinit(&l);
     const char *v2[4] = {"10", "9", "0", "9"}; // integers sort as numbers
     CHECK_OK(lt_cls_labels_from_values(&l, v2, 4, &err), &err);
-    CHECK(l.n == 3 && !strcmp(l.names[0], "0") && !strcmp(l.names[1], "9") && !strcmp(l.names[2], "10"));
+    CHECK(l.n == 3 && !strcmp(l.names[0], "0") && !strcmp(l.names[1], "9") &&
+          !strcmp(l.names[2], "10"));
     lt_cls_labels_deinit(&l);
     CHECK_OK(lt_cls_labels_parse(&l, "neg,neu,pos", &err), &err);
     CHECK(l.n == 3 && !strcmp(l.names[1], "neu"));
@@ -96,10 +98,13 @@ static void test_helpers(void) {
 
     // truncation keeps the start and the template's end
     lt_tokenizer *tok = NULL;
-    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/bpe_bytelevel.tokenizer.json", NULL, &tok, &err), &err);
+    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/bpe_bytelevel.tokenizer.json", NULL,
+                                  &tok, &err),
+             &err);
     if (tok) {
-        const char *text = "one two three four five six seven eight nine ten eleven twelve thirteen "
-                           "fourteen fifteen sixteen seventeen eighteen nineteen twenty\nLabel:";
+        const char *text =
+            "one two three four five six seven eight nine ten eleven twelve thirteen "
+            "fourteen fifteen sixteen seventeen eighteen nineteen twenty\nLabel:";
         lt_ids full = {0}, cut = {0};
         bool tr;
         CHECK_OK(lt_cls_encode(tok, text, strlen(text), 1000, 3, &full, &tr, &err), &err);
@@ -127,9 +132,9 @@ typedef struct run_out {
     int64_t np;
 } run_out;
 
-static lt_status run(lt_model *m, const lt_cls_data *tr, const lt_cls_data *va, const lt_cls_data *te,
-                     const char *dir, const char *metric, int64_t stop_after, bool resume, int save_every,
-                     run_out *out, lt_err *err) {
+static lt_status run(lt_model *m, const lt_cls_data *tr, const lt_cls_data *va,
+                     const lt_cls_data *te, const char *dir, const char *metric, int64_t stop_after,
+                     bool resume, int save_every, run_out *out, lt_err *err) {
     lt_lora_config lc = {.r = 4, .alpha = 8, .dropout = 0.1f, .layer_hi = -1, .n_labels = K};
     lt_status st = lt_lora_parse_targets(m, "all", &lc.targets, err);
     lt_adapter *a = NULL;
@@ -160,7 +165,8 @@ static lt_status run(lt_model *m, const lt_cls_data *tr, const lt_cls_data *va, 
             CHECK_OK(lt_cls_metrics_init(&met, K, err), err);
             lt_cls_head h = {.n_labels = K, .pad_id = 0, .w = a->score};
             CHECK_OK(lt_cls_evaluate(m, NULL, 4, 16, &h, va, &met, NULL, err), err);
-            CHECK_MSG(met.macro_f1 == out->res.val.macro_f1 && fabs(met.loss - out->res.val.loss) < 1e-9,
+            CHECK_MSG(met.macro_f1 == out->res.val.macro_f1 &&
+                          fabs(met.loss - out->res.val.loss) < 1e-9,
                       "re-evaluated F1 %.6f loss %.6f, best %.6f %.6f", met.macro_f1, met.loss,
                       out->res.val.macro_f1, out->res.val.loss);
             lt_cls_metrics_deinit(&met);
@@ -191,7 +197,8 @@ static void test_training(lt_model *m) {
     CHECK_OK(run(m, &tr, &va, &te, dir, "macro_f1", 0, false, 10, &A, &err), &err);
     const lt_cls_train_result *r = &A.res;
     CHECK(r->steps == 40 && r->examples_seen == 160 && r->n_hist == 4);
-    double first = r->n_hist ? r->hist[0].train_loss : NAN, last = r->n_hist ? r->hist[r->n_hist - 1].train_loss : NAN;
+    double first = r->n_hist ? r->hist[0].train_loss : NAN,
+           last = r->n_hist ? r->hist[r->n_hist - 1].train_loss : NAN;
     CHECK_MSG(last < 0.5 * first, "training loss %.4f -> %.4f", first, last);
     CHECK_MSG(r->val_final.accuracy > 0.8, "validation accuracy %.3f", r->val_final.accuracy);
     // the best step is the first with the highest validation macro-F1
@@ -200,12 +207,14 @@ static void test_training(lt_model *m) {
         if (r->hist[i].val_f1 > r->hist[bi].val_f1) bi = i;
     CHECK(r->n_hist > 0 && r->best_step == r->hist[bi].step && r->best_value == r->hist[bi].val_f1);
     CHECK(r->val.macro_f1 == r->best_value && r->val.n == 24 && r->test.n == 24);
-    CHECK_MSG(!isnan(r->test.macro_f1) && r->test.accuracy > 0.8, "test accuracy %.3f", r->test.accuracy);
+    CHECK_MSG(!isnan(r->test.macro_f1) && r->test.accuracy > 0.8, "test accuracy %.3f",
+              r->test.accuracy);
     // files
     CHECK(file_in(dir, "adapter_config.json") && file_in(dir, "adapter_model.safetensors") &&
-          file_in(dir, "labels.json") && file_in(dir, "report.json") && file_in(dir, "curves.svg") &&
-          file_in(dir, "best/adapter_model.safetensors") && file_in(dir, "best/labels.json") &&
-          file_in(dir, "best/best.json") && !file_in(dir, "checkpoint.safetensors"));
+          file_in(dir, "labels.json") && file_in(dir, "report.json") &&
+          file_in(dir, "curves.svg") && file_in(dir, "best/adapter_model.safetensors") &&
+          file_in(dir, "best/labels.json") && file_in(dir, "best/best.json") &&
+          !file_in(dir, "checkpoint.safetensors"));
     char p[512];
     snprintf(p, sizeof p, "%s/report.json", dir);
     cJSON *j = NULL;
@@ -214,9 +223,12 @@ static void test_training(lt_model *m) {
         CHECK(!strcmp(lt_json_str(j, "task", ""), "classify"));
         CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "labels")) == K);
         const cJSON *best = cJSON_GetObjectItem(j, "best"), *test = cJSON_GetObjectItem(j, "test");
-        CHECK(lt_json_int(best, "step", -1) == r->best_step && !strcmp(lt_json_str(best, "metric", ""), "macro_f1"));
-        CHECK(lt_json_int(test, "n", 0) == 24 && fabs(lt_json_num(test, "accuracy", -1) - r->test.accuracy) < 1e-5);
-        CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(test, "confusion_matrix"), "matrix")) == K);
+        CHECK(lt_json_int(best, "step", -1) == r->best_step &&
+              !strcmp(lt_json_str(best, "metric", ""), "macro_f1"));
+        CHECK(lt_json_int(test, "n", 0) == 24 &&
+              fabs(lt_json_num(test, "accuracy", -1) - r->test.accuracy) < 1e-5);
+        CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(test, "confusion_matrix"),
+                                                     "matrix")) == K);
         CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(test, "per_class")) == K);
         CHECK(cJSON_GetObjectItem(j, "validation") && cJSON_GetObjectItem(j, "validation_final"));
         CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "history")) == 4);
@@ -234,8 +246,11 @@ static void test_training(lt_model *m) {
     for (char *q = mt; q && (q = strstr(q, "{\"step\"")); q++) {
         char *e = strchr(q, '\n');
         if (!e) break;
-        if (memmem(q, (size_t)(e - q), "\"split\": \"validation\"", strlen("\"split\": \"validation\""))) evals++;
-        else steps++;
+        if (memmem(q, (size_t)(e - q), "\"split\": \"validation\"",
+                   strlen("\"split\": \"validation\"")))
+            evals++;
+        else
+            steps++;
     }
     CHECK_MSG(steps == 40 && evals == 4, "%d step lines, %d validation lines", steps, evals);
     lt_free(mt);
@@ -245,7 +260,8 @@ static void test_training(lt_model *m) {
     CHECK_OK(lt_adapter_load_peft(m, p, &b, &err), &err);
     if (b && A.params) {
         CHECK(b->n_labels == K && b->n_params == A.np);
-        CHECK(!memcmp(b->score, A.params + (b->score - b->params), sizeof(float) * K * (size_t)m->cfg.n_embd));
+        CHECK(!memcmp(b->score, A.params + (b->score - b->params),
+                      sizeof(float) * K * (size_t)m->cfg.n_embd));
     }
     lt_adapter_free(b);
 
@@ -256,17 +272,20 @@ static void test_training(lt_model *m) {
     CHECK(Br.res.steps == 40 && Br.res.n_hist == 4);
     CHECK(Br.res.best_step == A.res.best_step && Br.res.best_value == A.res.best_value);
     CHECK(Br.res.test.macro_f1 == A.res.test.macro_f1 && Br.res.test.loss == A.res.test.loss);
-    CHECK_MSG(A.params && Br.params && A.np == Br.np && !memcmp(A.params, Br.params, sizeof(float) * (size_t)A.np),
+    CHECK_MSG(A.params && Br.params && A.np == Br.np &&
+                  !memcmp(A.params, Br.params, sizeof(float) * (size_t)A.np),
               "resumed run ends with other parameters");
     for (int i = 0; i < 4 && i < Br.res.n_hist; i++)
-        CHECK(Br.res.hist[i].val_f1 == A.res.hist[i].val_f1 && Br.res.hist[i].train_loss == A.res.hist[i].train_loss);
+        CHECK(Br.res.hist[i].val_f1 == A.res.hist[i].val_f1 &&
+              Br.res.hist[i].train_loss == A.res.hist[i].train_loss);
 
     // 3. best by validation loss: the step with the lowest loss
     CHECK_OK(run(m, &tr, &va, &te, dir3, "loss", 0, false, 0, &L, &err), &err);
     int li = 0;
     for (int i = 1; i < L.res.n_hist; i++)
         if (L.res.hist[i].val_loss < L.res.hist[li].val_loss) li = i;
-    CHECK(L.res.n_hist > 0 && L.res.best_step == L.res.hist[li].step && L.res.val.loss == L.res.hist[li].val_loss);
+    CHECK(L.res.n_hist > 0 && L.res.best_step == L.res.hist[li].step &&
+          L.res.val.loss == L.res.hist[li].val_loss);
 
     // 4. class weights: uniform weights leave the (normalised) loss unchanged; others change it
     {
@@ -275,7 +294,8 @@ static void test_training(lt_model *m) {
         CHECK_OK(lt_lora_parse_targets(m, "all", &lc.targets, &err), &err);
         CHECK_OK(lt_adapter_new(m, &lc, 3, &a, &err), &err);
         lt_cls_metrics m0, m1, m2;
-        lt_cls_metrics_init(&m0, K, &err), lt_cls_metrics_init(&m1, K, &err), lt_cls_metrics_init(&m2, K, &err);
+        lt_cls_metrics_init(&m0, K, &err), lt_cls_metrics_init(&m1, K, &err),
+            lt_cls_metrics_init(&m2, K, &err);
         const float w2[K] = {2, 2, 2}, w3[K] = {1, 5, 1};
         lt_cls_head h = {.n_labels = K, .pad_id = 0, .w = a ? a->score : NULL};
         if (a) {
@@ -293,7 +313,8 @@ static void test_training(lt_model *m) {
             o.best_metric = "f2";
             o.t.max_steps = 1;
             lt_cls_train_result res;
-            CHECK(lt_cls_train(m, a, &tr, &va, NULL, &o, &res, &err) == LT_ERR_ARG && strstr(err.msg, "f2"));
+            CHECK(lt_cls_train(m, a, &tr, &va, NULL, &o, &res, &err) == LT_ERR_ARG &&
+                  strstr(err.msg, "f2"));
             lt_cls_train_result_deinit(&res);
         }
         lt_cls_metrics_deinit(&m0), lt_cls_metrics_deinit(&m1), lt_cls_metrics_deinit(&m2);

@@ -65,9 +65,10 @@ static void compare(const char *what, const fixture *f, const char *key, const l
         bool eos = n > 0 && cJSON_GetArrayItem(w, n - 1)->valueint == 2;
         int nw = eos ? n - 1 : n;
         bool same = out[i].n_ids == nw && out[i].finish == (eos ? LT_FINISH_EOS : LT_FINISH_LENGTH);
-        for (const cJSON *t = w->child; t && same && k < nw; t = t->next, k++) same = out[i].ids[k] == t->valueint;
-        CHECK_MSG(same, "%s: prompt %d: %d tokens (finish %s) differ from transformers' %d", what, i,
-                  out[i].n_ids, lt_finish_name(out[i].finish), n);
+        for (const cJSON *t = w->child; t && same && k < nw; t = t->next, k++)
+            same = out[i].ids[k] == t->valueint;
+        CHECK_MSG(same, "%s: prompt %d: %d tokens (finish %s) differ from transformers' %d", what,
+                  i, out[i].n_ids, lt_finish_name(out[i].finish), n);
     }
     CHECK(i == f->n);
 }
@@ -91,7 +92,11 @@ static void hf_parity(const char *fam) {
     lt_gen_out out[8];
     const int32_t *const *pp = (const int32_t *const *)f.p;
     char what[96];
-    struct { const char *key; int batch; float rep; } runs[] = {
+    struct {
+        const char *key;
+        int batch;
+        float rep;
+    } runs[] = {
         {"single", 1, 1}, {"batched", 4, 1}, {"single", 3, 1}, {"rep", 1, 1.3f}, {"rep", 4, 1.3f}};
     for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
         o.batch = runs[r].batch;
@@ -111,7 +116,9 @@ static void hf_parity(const char *fam) {
         compare(what, &f, "base", out);
         lt_gen_out_deinit(out, f.n);
     }
-    fprintf(stderr, "ok   %s: greedy generation equals transformers+PEFT (single, batched, rep, base)\n", fam);
+    fprintf(stderr,
+            "ok   %s: greedy generation equals transformers+PEFT (single, batched, rep, base)\n",
+            fam);
 out:
     lt_adapter_free(a);
     lt_model_free(m);
@@ -120,7 +127,8 @@ out:
 
 static bool same_outs(const lt_gen_out *a, const lt_gen_out *b, int n) {
     for (int i = 0; i < n; i++)
-        if (a[i].n_ids != b[i].n_ids || memcmp(a[i].ids, b[i].ids, sizeof(int32_t) * (size_t)a[i].n_ids))
+        if (a[i].n_ids != b[i].n_ids ||
+            memcmp(a[i].ids, b[i].ids, sizeof(int32_t) * (size_t)a[i].n_ids))
             return false;
     return true;
 }
@@ -137,7 +145,8 @@ static void seeded_sampling(void) {
     lt_gen_opts o;
     lt_gen_opts_default(&o);
     o.max_new_tokens = 24;
-    o.sampler = (lt_sampler_opts){.temperature = 1.5f, .top_k = 40, .top_p = 0.95f, .repetition_penalty = 1.1f};
+    o.sampler = (lt_sampler_opts){
+        .temperature = 1.5f, .top_k = 40, .top_p = 0.95f, .repetition_penalty = 1.1f};
     o.seed = 9;
     lt_gen_out x[8], y[8], z[8], w[8];
     const int32_t *const *pp = (const int32_t *const *)f.p;
@@ -151,13 +160,15 @@ static void seeded_sampling(void) {
     CHECK_MSG(same_outs(x, y, f.n), "same seed, same batch: different samples");
     CHECK_MSG(same_outs(x, z, f.n), "same seed, batch 4 vs 1: different samples");
     CHECK_MSG(!same_outs(x, w, f.n), "seeds 9 and 10 gave the same samples");
-    lt_gen_out_deinit(x, f.n), lt_gen_out_deinit(y, f.n), lt_gen_out_deinit(z, f.n), lt_gen_out_deinit(w, f.n);
+    lt_gen_out_deinit(x, f.n), lt_gen_out_deinit(y, f.n), lt_gen_out_deinit(z, f.n),
+        lt_gen_out_deinit(w, f.n);
     // bad settings are errors, not crashes
     lt_gen_out e[8];
     o.sampler.top_p = 0;
     CHECK(lt_generate(m, NULL, pp, f.len, f.n, &o, e, &err) == LT_ERR_ARG);
     o.sampler.top_p = 1, o.max_new_tokens = 200; // 12 + 200 > 128 positions
-    CHECK(lt_generate(m, NULL, pp, f.len, f.n, &o, e, &err) == LT_ERR_ARG && strstr(err.msg, "prompt 0"));
+    CHECK(lt_generate(m, NULL, pp, f.len, f.n, &o, e, &err) == LT_ERR_ARG &&
+          strstr(err.msg, "prompt 0"));
 out:
     lt_adapter_free(a);
     lt_model_free(m);
@@ -169,9 +180,12 @@ out:
 
 static const char *expected_story =
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
-    "One day, she saw a big, red ball. She wanted to play with it, but it was too high.\nLily's mom "
-    "said, \"Lily, let's go to the park.\" Lily was sad and didn't know what to do. She said, \"I want "
-    "to play with your ball, but I can't find it.\"\nLily was sad and didn't know what to do. She said, "
+    "One day, she saw a big, red ball. She wanted to play with it, but it was too high.\nLily's "
+    "mom "
+    "said, \"Lily, let's go to the park.\" Lily was sad and didn't know what to do. She said, \"I "
+    "want "
+    "to play with your ball, but I can't find it.\"\nLily was sad and didn't know what to do. She "
+    "said, "
     "\"I'm sorry, Lily. I didn't know what to do.\"\nLily didn't want to help her mom, so she";
 
 static const char *SCHEMA =
@@ -203,10 +217,13 @@ static int check_json_outs(const char *what, const lt_gen_out *out, int n) {
                   (!strcmp(label, "happy") || !strcmp(label, "sad") || !strcmp(label, "neutral")) &&
                   cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "reason"));
         const cJSON *cnt = cJSON_GetObjectItemCaseSensitive(j, "count");
-        if (cnt) ok = ok && cJSON_IsNumber(cnt) && cnt->valuedouble >= -3 && cnt->valuedouble <= 250 &&
-                       cnt->valuedouble == floor(cnt->valuedouble);
-        if (!ok) fprintf(stderr, "%s: output %d (%s, %d tokens) fails: %s\n", what, i,
-                         lt_finish_name(out[i].finish), out[i].n_ids, out[i].text ? out[i].text : "(null)");
+        if (cnt)
+            ok = ok && cJSON_IsNumber(cnt) && cnt->valuedouble >= -3 && cnt->valuedouble <= 250 &&
+                 cnt->valuedouble == floor(cnt->valuedouble);
+        if (!ok)
+            fprintf(stderr, "%s: output %d (%s, %d tokens) fails: %s\n", what, i,
+                    lt_finish_name(out[i].finish), out[i].n_ids,
+                    out[i].text ? out[i].text : "(null)");
         good += ok;
         cJSON_Delete(j);
     }
@@ -216,15 +233,21 @@ static int check_json_outs(const char *what, const lt_gen_out *out, int n) {
 
 // Encodes n prompts ("<text> <i>") with the tokenizer's special tokens (BOS where it adds one).
 static int make_prompts(const lt_tokenizer *tok, int n, int32_t **p, int *len) {
-    static const char *texts[] = {"Once upon a time", "The cat sat", "Tim and Sue went to the park",
-                                  "It was a sunny day", "Lily had a red ball", "Bob", "A big dog",
+    static const char *texts[] = {"Once upon a time",
+                                  "The cat sat",
+                                  "Tim and Sue went to the park",
+                                  "It was a sunny day",
+                                  "Lily had a red ball",
+                                  "Bob",
+                                  "A big dog",
                                   "The end"};
     lt_err err = {0};
     for (int i = 0; i < n; i++) {
         char t[128];
         snprintf(t, sizeof t, "%s %d", texts[i % 8], i);
         lt_ids v = {0};
-        if (lt_tokenizer_encode(tok, t, strlen(t), LT_TOK_ADD_SPECIAL, &v, &err) || v.n == 0) return 0;
+        if (lt_tokenizer_encode(tok, t, strlen(t), LT_TOK_ADD_SPECIAL, &v, &err) || v.n == 0)
+            return 0;
         p[i] = v.ids, len[i] = (int)v.n; // lt_alloc'd: freed with lt_free
     }
     return n;
@@ -247,23 +270,29 @@ static void constrained(const char *what, lt_model *m, const lt_tokenizer *tok, 
     o.batch = 8;
     lt_gen_out out[16];
     const int mb = lt_jschema_min_bytes(sc);
-    struct { int max_new; float temp; } runs[] = {{mb + 60, 0}, {mb + 3, 0}, {mb + 60, 1.0f}, {mb, 1.0f}};
+    struct {
+        int max_new;
+        float temp;
+    } runs[] = {{mb + 60, 0}, {mb + 3, 0}, {mb + 60, 1.0f}, {mb, 1.0f}};
     for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
         if (runs[r].temp > 0 && !also_sampled) continue;
         o.max_new_tokens = runs[r].max_new;
         o.sampler.temperature = runs[r].temp;
         o.sampler.top_k = runs[r].temp > 0 ? 50 : 0;
         o.seed = r;
-        lt_status st = lt_generate(m, tok, (const int32_t *const *)p, len, n_prompts, &o, out, &err);
+        lt_status st =
+            lt_generate(m, tok, (const int32_t *const *)p, len, n_prompts, &o, out, &err);
         CHECK_OK(st, &err);
         if (st) continue;
         char w[160];
-        snprintf(w, sizeof w, "%s, max_new %d, temperature %g", what, o.max_new_tokens, (double)o.sampler.temperature);
+        snprintf(w, sizeof w, "%s, max_new %d, temperature %g", what, o.max_new_tokens,
+                 (double)o.sampler.temperature);
         CHECK(check_json_outs(w, out, n_prompts) == n_prompts);
         lt_gen_out_deinit(out, n_prompts);
     }
     o.max_new_tokens = mb - 1; // too small for any document
-    CHECK(lt_generate(m, tok, (const int32_t *const *)p, len, n_prompts, &o, out, &err) == LT_ERR_ARG);
+    CHECK(lt_generate(m, tok, (const int32_t *const *)p, len, n_prompts, &o, out, &err) ==
+          LT_ERR_ARG);
 out:
     for (int i = 0; i < 16; i++) lt_free(p[i]);
     lt_jvocab_free(jv);
@@ -308,8 +337,9 @@ static void stories(void) {
     o.stop = stops, o.n_stop = 2, o.on_token = NULL;
     CHECK_OK(lt_generate(m, tok, pp, len, 1, &o, out, &err), &err);
     CHECK_MSG(out[0].text && out[0].finish == LT_FINISH_STOP &&
-                  !strcmp(out[0].text, " Once upon a time, there was a little girl named Lily. She "
-                                       "loved to play outside in the park. One day, she saw a big, red "),
+                  !strcmp(out[0].text,
+                          " Once upon a time, there was a little girl named Lily. She "
+                          "loved to play outside in the park. One day, she saw a big, red "),
               "stop string: %s", out[0].text ? out[0].text : "");
     lt_gen_out_deinit(out, 1);
     constrained("stories260K + tok512 (SentencePiece)", m, tok, 16, true);
@@ -327,22 +357,31 @@ static bool write_random_model(const char *dir, int V, uint64_t seed) {
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *f = fopen(path, "w");
     if (!f) return false;
-    fprintf(f, "{\"model_type\": \"llama\", \"hidden_size\": %d, \"num_hidden_layers\": %d, "
-               "\"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"head_dim\": %d, "
-               "\"intermediate_size\": %d, \"vocab_size\": %d, \"max_position_embeddings\": 256, "
-               "\"tie_word_embeddings\": true, \"rms_norm_eps\": 1e-5}\n", C, L, NH, NKV, HS, F, V);
+    fprintf(f,
+            "{\"model_type\": \"llama\", \"hidden_size\": %d, \"num_hidden_layers\": %d, "
+            "\"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"head_dim\": %d, "
+            "\"intermediate_size\": %d, \"vocab_size\": %d, \"max_position_embeddings\": 256, "
+            "\"tie_word_embeddings\": true, \"rms_norm_eps\": 1e-5}\n",
+            C, L, NH, NKV, HS, F, V);
     fclose(f);
     lt_rng r;
     lt_rng_seed(&r, seed);
     lt_st_writer *w = lt_st_writer_new();
     lt_err err = {0};
-    struct { const char *name; int64_t rows, cols; } t[] = {
-        {"model.embed_tokens.weight", V, C}, {"model.norm.weight", C, 0},
-        {"model.layers.0.input_layernorm.weight", C, 0}, {"model.layers.0.post_attention_layernorm.weight", C, 0},
-        {"model.layers.0.self_attn.q_proj.weight", NH * HS, C}, {"model.layers.0.self_attn.k_proj.weight", NKV * HS, C},
-        {"model.layers.0.self_attn.v_proj.weight", NKV * HS, C}, {"model.layers.0.self_attn.o_proj.weight", C, NH * HS},
-        {"model.layers.0.mlp.gate_proj.weight", F, C}, {"model.layers.0.mlp.up_proj.weight", F, C},
-        {"model.layers.0.mlp.down_proj.weight", C, F}};
+    struct {
+        const char *name;
+        int64_t rows, cols;
+    } t[] = {{"model.embed_tokens.weight", V, C},
+             {"model.norm.weight", C, 0},
+             {"model.layers.0.input_layernorm.weight", C, 0},
+             {"model.layers.0.post_attention_layernorm.weight", C, 0},
+             {"model.layers.0.self_attn.q_proj.weight", NH * HS, C},
+             {"model.layers.0.self_attn.k_proj.weight", NKV * HS, C},
+             {"model.layers.0.self_attn.v_proj.weight", NKV * HS, C},
+             {"model.layers.0.self_attn.o_proj.weight", C, NH * HS},
+             {"model.layers.0.mlp.gate_proj.weight", F, C},
+             {"model.layers.0.mlp.up_proj.weight", F, C},
+             {"model.layers.0.mlp.down_proj.weight", C, F}};
     float *data[16] = {0};
     bool ok = w != NULL;
     for (size_t i = 0; i < sizeof t / sizeof *t && ok; i++) {
@@ -388,16 +427,21 @@ static void random_models(void) {
         lt_tokenizer_free(tok), tok = NULL;
         snprintf(path, sizeof path, "%s/models/tok512.bin", sd);
         CHECK_OK(lt_tokenizer_load_llama2c(path, 512, &tok, &err), &err);
-        random_model("random model + tok512 SentencePiece", tok, 16, true);
+        random_model("random model + tok512 SentencePiece", tok, 8, true);
         lt_tokenizer_free(tok), tok = NULL;
     } else {
-        fprintf(stderr, "SKIP GPT-2 and tok512 vocabularies: ../shared/data not found (in-repo fixtures below)\n");
+        fprintf(stderr, "SKIP GPT-2 and tok512 vocabularies: ../shared/data not found (in-repo "
+                        "fixtures below)\n");
     }
-    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/bpe_bytelevel.tokenizer.json", NULL, &tok, &err), &err);
-    random_model("random model + fixture byte-level BPE", tok, 16, true);
+    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/bpe_bytelevel.tokenizer.json", NULL,
+                                  &tok, &err),
+             &err);
+    random_model("random model + fixture byte-level BPE", tok, 8, true);
     lt_tokenizer_free(tok), tok = NULL;
-    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/unigram_bytefallback.tokenizer.json", NULL, &tok, &err), &err);
-    random_model("random model + fixture Unigram (byte fallback)", tok, 16, true);
+    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/unigram_bytefallback.tokenizer.json",
+                                  NULL, &tok, &err),
+             &err);
+    random_model("random model + fixture Unigram (byte fallback)", tok, 8, true);
     lt_tokenizer_free(tok);
 }
 
@@ -416,11 +460,13 @@ static void check_prompt(const lt_prompts *ps, const lt_tokenizer *tok, int64_t 
         CHECK_MSG(0, "prompt %lld missing", (long long)i);
         return;
     }
-    CHECK_MSG(!strcmp(ps->text[i], want), "prompt %lld: \"%s\", want \"%s\"", (long long)i, ps->text[i], want);
+    CHECK_MSG(!strcmp(ps->text[i], want), "prompt %lld: \"%s\", want \"%s\"", (long long)i,
+              ps->text[i], want);
     CHECK_MSG(want_id ? ps->id[i] && !strcmp(ps->id[i], want_id) : !ps->id[i], "prompt %lld id %s",
               (long long)i, ps->id[i] ? ps->id[i] : "(none)");
     lt_ids v = {0};
-    CHECK_OK(lt_tokenizer_encode(tok, want, strlen(want), chat ? 0 : LT_TOK_ADD_SPECIAL, &v, &err), &err);
+    CHECK_OK(lt_tokenizer_encode(tok, want, strlen(want), chat ? 0 : LT_TOK_ADD_SPECIAL, &v, &err),
+             &err);
     CHECK(v.n == (size_t)ps->len[i] && !memcmp(v.ids, ps->ids[i], sizeof(int32_t) * v.n));
     lt_ids_deinit(&v);
 }
@@ -428,7 +474,9 @@ static void check_prompt(const lt_prompts *ps, const lt_tokenizer *tok, int64_t 
 static void prompts(void) {
     lt_err err = {0};
     lt_tokenizer *tok = NULL;
-    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/bpe_bytelevel.tokenizer.json", NULL, &tok, &err), &err);
+    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/bpe_bytelevel.tokenizer.json", NULL,
+                                  &tok, &err),
+             &err);
     char dir[] = "/tmp/lt_prompts_XXXXXX", jp[128], tp[128], bp[128];
     if (!tok || !mkdtemp(dir)) return;
     snprintf(jp, sizeof jp, "%s/p.jsonl", dir);
@@ -450,15 +498,18 @@ static void prompts(void) {
     if (!pm) goto out;
     CHECK_OK(lt_prompts_load(&ps, pm, jp, &err), &err);
     CHECK(ps.n == 4);
-    const char *alpaca = "Below is an instruction that describes a task. Write a response that "
-                         "appropriately completes the request.\n\n### Instruction:\nDo X\n\n### Response:\n";
+    const char *alpaca =
+        "Below is an instruction that describes a task. Write a response that "
+        "appropriately completes the request.\n\n### Instruction:\nDo X\n\n### Response:\n";
     check_prompt(&ps, tok, 0, "hello", "a", false);
     check_prompt(&ps, tok, 1, "<|user|>hi\n<|assistant|>", "7", true);
     check_prompt(&ps, tok, 2, alpaca, NULL, false);
-    check_prompt(&ps, tok, 3, "Below is an instruction that describes a task, paired with an input "
-                              "that provides further context. Write a response that appropriately "
-                              "completes the request.\n\n### Instruction:\nDo Z\n\n### Input:\nin\n\n"
-                              "### Response:\n", NULL, false);
+    check_prompt(&ps, tok, 3,
+                 "Below is an instruction that describes a task, paired with an input "
+                 "that provides further context. Write a response that appropriately "
+                 "completes the request.\n\n### Instruction:\nDo Z\n\n### Input:\nin\n\n"
+                 "### Response:\n",
+                 NULL, false);
     CHECK_OK(lt_prompts_load(&ps, pm, tp, &err), &err);
     CHECK(ps.n == 6);
     check_prompt(&ps, tok, 4, "a", NULL, false);

@@ -86,8 +86,10 @@ static void test_absent_from_gold(void) {
     add_all(&m, gold, pred, 3);
     CHECK(NEAR(m.precision[0], 1) && NEAR(m.recall[0], 0.5) && NEAR(m.f1[0], 2.0 / 3));
     CHECK(NEAR(m.f1[1], 1));
-    CHECK(m.present[2] && m.support[2] == 0 && m.precision[2] == 0 && m.recall[2] == 0 && m.f1[2] == 0);
-    CHECK(NEAR(m.macro_precision, 2.0 / 3) && NEAR(m.macro_recall, 0.5) && NEAR(m.macro_f1, 5.0 / 9));
+    CHECK(m.present[2] && m.support[2] == 0 && m.precision[2] == 0 && m.recall[2] == 0 &&
+          m.f1[2] == 0);
+    CHECK(NEAR(m.macro_precision, 2.0 / 3) && NEAR(m.macro_recall, 0.5) &&
+          NEAR(m.macro_f1, 5.0 / 9));
     CHECK(NEAR(m.accuracy, 2.0 / 3));
     m.loss = 0.25;
     check_reports(&m, NULL);

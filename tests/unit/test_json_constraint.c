@@ -87,7 +87,8 @@ static bool conforms(const cJSON *schema, const char *doc, size_t len, char *why
         const char *type = lt_json_str(ps, "type", "");
         if (en || cn) {
             bool hit = cn && cJSON_Compare(cn, kv, true);
-            for (const cJSON *v = en ? en->child : NULL; v && !hit; v = v->next) hit = cJSON_Compare(v, kv, true);
+            for (const cJSON *v = en ? en->child : NULL; v && !hit; v = v->next)
+                hit = cJSON_Compare(v, kv, true);
             if (!hit) {
                 snprintf(why, nwhy, "%s: not one of the enum values", kv->string);
                 goto done;
@@ -128,17 +129,24 @@ done:
 // ---------------------------------------------------------------------------------------------
 
 static void schema_errors(void) {
-    struct { const char *s; lt_status want; } cases[] = {
+    struct {
+        const char *s;
+        lt_status want;
+    } cases[] = {
         {"{\"properties\": {\"a\": {\"type\": \"object\"}}}", LT_ERR_UNSUPPORTED},
         {"{\"properties\": {\"a\": {\"type\": \"array\"}}}", LT_ERR_UNSUPPORTED},
-        {"{\"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x\"}}}", LT_ERR_UNSUPPORTED},
+        {"{\"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x\"}}}",
+         LT_ERR_UNSUPPORTED},
         {"{\"properties\": {\"a\": {\"type\": [\"string\", \"null\"]}}}", LT_ERR_UNSUPPORTED},
         {"{\"type\": \"array\", \"items\": {}}", LT_ERR_UNSUPPORTED},
         {"{\"type\": \"object\"}", LT_ERR_FORMAT},
         {"{\"properties\": {\"a\": {\"type\": \"string\"}}, \"required\": [\"b\"]}", LT_ERR_FORMAT},
-        {"{\"properties\": {\"a\": {\"type\": \"number\", \"minimum\": 2, \"maximum\": 1}}}", LT_ERR_FORMAT},
-        {"{\"properties\": {\"a\": {\"type\": \"integer\", \"minimum\": 0.2, \"maximum\": 0.8}}}", LT_ERR_FORMAT},
-        {"{\"properties\": {\"a\": {\"type\": \"string\", \"minLength\": 3, \"maxLength\": 2}}}", LT_ERR_FORMAT},
+        {"{\"properties\": {\"a\": {\"type\": \"number\", \"minimum\": 2, \"maximum\": 1}}}",
+         LT_ERR_FORMAT},
+        {"{\"properties\": {\"a\": {\"type\": \"integer\", \"minimum\": 0.2, \"maximum\": 0.8}}}",
+         LT_ERR_FORMAT},
+        {"{\"properties\": {\"a\": {\"type\": \"string\", \"minLength\": 3, \"maxLength\": 2}}}",
+         LT_ERR_FORMAT},
         {"{\"properties\": {\"a\": {\"enum\": []}}}", LT_ERR_FORMAT},
         {"{\"properties\": {\"a\": {\"type\": \"strin\"}}}", LT_ERR_FORMAT},
         {"{\"properties\": {\"a\": {}}}", LT_ERR_FORMAT},
@@ -175,14 +183,17 @@ static void documents(void) {
         "{\"label\":\"ham\",\"confidence\":1,\"reason\":\"\"}",
         " {\n  \"label\": \"not spam\",\n  \"confidence\": 0.500000,\n  \"reason\": "
         "\"caf\\u00e9 \\\"x\\\" \\ud83d\\ude00 \xc3\xa9 \xf0\x9f\x98\x80\\n\"\n}",
-        "{\"label\":\"spam\",\"confidence\":0.0,\"reason\":\"1234567890123456789012345678901234567890\"}",
+        "{\"label\":\"spam\",\"confidence\":0.0,\"reason\":"
+        "\"1234567890123456789012345678901234567890\"}",
     };
     for (size_t i = 0; i < sizeof good1 / sizeof *good1; i++) {
         lt_jstate st;
         long r = first_reject(s1, good1[i], &st);
         char why[256] = "";
-        CHECK_MSG(r < 0 && lt_jstate_done(&st) && lt_jstate_dist(s1, &st) == 0, "good1[%zu] rejected at %ld", i, r);
-        CHECK_MSG(conforms(j1, good1[i], strlen(good1[i]), why, sizeof why), "good1[%zu]: %s", i, why);
+        CHECK_MSG(r < 0 && lt_jstate_done(&st) && lt_jstate_dist(s1, &st) == 0,
+                  "good1[%zu] rejected at %ld", i, r);
+        CHECK_MSG(conforms(j1, good1[i], strlen(good1[i]), why, sizeof why), "good1[%zu]: %s", i,
+                  why);
     }
     const char *good2[] = {
         "{\"b\":true,\"e\":12}",
@@ -196,44 +207,49 @@ static void documents(void) {
         long r = first_reject(s2, good2[i], &st);
         char why[256] = "";
         CHECK_MSG(r < 0 && lt_jstate_done(&st), "good2[%zu] rejected at %ld", i, r);
-        CHECK_MSG(conforms(j2, good2[i], strlen(good2[i]), why, sizeof why), "good2[%zu]: %s", i, why);
+        CHECK_MSG(conforms(j2, good2[i], strlen(good2[i]), why, sizeof why), "good2[%zu]: %s", i,
+                  why);
     }
     // prefixes rejected at the marked byte (the one after the '|', which is removed)
-    struct { const lt_jschema *s; const char *doc; } bad[] = {
-        {s1, "{\"|confidence\""},                       // key order: label first
-        {s1, "{\"label\": \"sp|x"},                     // not an enum value
-        {s1, "{\"label\": |spam"},                      // enum strings are quoted
-        {s1, "{\"label\": \"spam\", \"confidence\": 1.|5"}, // above the maximum
-        {s1, "{\"label\": \"spam\", \"confidence\": 0|1"},  // leading zero
-        {s1, "{\"label\": \"spam\", \"confidence\": |-"},   // below the minimum
-        {s1, "{\"label\": \"spam\", \"confidence\": 1|e5"}, // no exponent
+    struct {
+        const lt_jschema *s;
+        const char *doc;
+    } bad[] = {
+        {s1, "{\"|confidence\""},                                 // key order: label first
+        {s1, "{\"label\": \"sp|x"},                               // not an enum value
+        {s1, "{\"label\": |spam"},                                // enum strings are quoted
+        {s1, "{\"label\": \"spam\", \"confidence\": 1.|5"},       // above the maximum
+        {s1, "{\"label\": \"spam\", \"confidence\": 0|1"},        // leading zero
+        {s1, "{\"label\": \"spam\", \"confidence\": |-"},         // below the minimum
+        {s1, "{\"label\": \"spam\", \"confidence\": 1|e5"},       // no exponent
         {s1, "{\"label\": \"spam\", \"confidence\": 0.123456|7"}, // 6 fraction digits at most
-        {s1, "{\"label\": \"spam\", \"confidence\": 0.|,"},  // a digit must follow the dot
-        {s1, "{\"label\": \"spam\", \"confidence\": 0.5|}"}, // reason is required
-        {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": \"a\"|,"}, // no more keys
-        {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": \"a\"}| "}, // nothing after
-        {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": \"a|\x01"}, // raw control
-        {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": \"|\xc0\x80"}, // overlong lead byte
+        {s1, "{\"label\": \"spam\", \"confidence\": 0.|,"},       // a digit must follow the dot
+        {s1, "{\"label\": \"spam\", \"confidence\": 0.5|}"},      // reason is required
+        {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": \"a\"|,"},     // no more keys
+        {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": \"a\"}| "},    // nothing after
+        {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": \"a|\x01"},    // raw control
+        {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": \"|\xc0\x80"}, // overlong lead
+                                                                                    // byte
         {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": \"\xed|\xa0\x80"}, // surrogate
         {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": \"\\ud|c00"}, // lone low half
         {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": \"\\ud83d|\""}, // no low half
-        {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": \"\\|x"}, // bad escape
+        {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": \"\\|x"},       // bad escape
         {s1, "{\"label\": \"spam\", \"confidence\": 0.5, \"reason\": "
              "\"1234567890123456789012345678901234567890|1"}, // maxLength 40
         {s1, "|[1]"},
         {s1, "        | {"}, // 8 blanks at most
-        {s2, "{\"a\":1|3"},           // integer above 12
+        {s2, "{\"a\":1|3"},  // integer above 12
         {s2, "{\"a\":-|6"},
-        {s2, "{\"a\":1|."},           // integers have no fraction
-        {s2, "{\"|e\":1"},            // b is required before e
-        {s2, "{\"b\":true,\"|a\""},   // a comes before b
+        {s2, "{\"a\":1|."},               // integers have no fraction
+        {s2, "{\"|e\":1"},                // b is required before e
+        {s2, "{\"b\":true,\"|a\""},       // a comes before b
         {s2, "{\"b\":true,\"c\":\"x|\""}, // minLength 2
         {s2, "{\"b\":true,\"e\":|2"},
         {s2, "{\"b\":tru|x"},
         {s2, "{\"b\":true,\"e\":12|3"},
         {s2, "{\"b\":true,\"e\":1,\"f\":-|1"}, // every -1... is outside (-1, 0.25)
         {s2, "{\"b\":true,\"e\":1,\"f\":0.2|5"},
-        {s2, "{\"b\":true,\"e\":1,\"g\":|0"},  // 0 can never grow into 100..100000
+        {s2, "{\"b\":true,\"e\":1,\"g\":|0"}, // 0 can never grow into 100..100000
         {s2, "{\"b\":true,\"e\":1,\"g\":100000|0"},
         {s2, "{\"b\":true,\"e\":1,\"g\":99|}"}, // 99 is below 100
     };
@@ -310,18 +326,23 @@ static void random_walks(const char *schema_text, int walks, uint64_t seed) {
                 size_t fn = n;
                 memcpy(full, doc, n);
                 char why[256] = "";
-                bool good = complete(sc, st, full, &fn, sizeof full) && conforms(js, full, fn, why, sizeof why);
+                bool good = complete(sc, st, full, &fn, sizeof full) &&
+                            conforms(js, full, fn, why, sizeof why);
                 n_prefix++;
                 ok_prefix += good;
-                if (!good) fprintf(stderr, "prefix %.*s: completion %.*s fails: %s\n", (int)n, doc, (int)fn, full, why);
+                if (!good)
+                    fprintf(stderr, "prefix %.*s: completion %.*s fails: %s\n", (int)n, doc,
+                            (int)fn, full, why);
             }
         }
         char why[256] = "";
         bool good = !stuck && lt_jstate_done(&st) && conforms(js, doc, n, why, sizeof why);
-        if (!good) fprintf(stderr, "walk %d: %.*s (%s%s)\n", w, (int)n, doc, stuck ? "stuck " : "", why);
+        if (!good)
+            fprintf(stderr, "walk %d: %.*s (%s%s)\n", w, (int)n, doc, stuck ? "stuck " : "", why);
         ok_walks += good;
     }
-    CHECK_MSG(ok_walks == walks, "%d of %d random walks end in a conforming document", ok_walks, walks);
+    CHECK_MSG(ok_walks == walks, "%d of %d random walks end in a conforming document", ok_walks,
+              walks);
     CHECK_MSG(ok_prefix == n_prefix, "%d of %d prefixes complete", ok_prefix, n_prefix);
     cJSON_Delete(js);
     lt_jschema_free(sc);
@@ -357,7 +378,8 @@ static void with_vocab(const char *name, lt_tokenizer *tok, const char *schema_t
             int na = lt_jvocab_allowed(jv, &st, budget - n - 1, allowed, V);
             if (d < 2) { // the trie scan equals the token-by-token check
                 int same = 1;
-                for (int i = 0; i < V; i++) same &= allowed[i] == lt_jvocab_token_ok(jv, &st, i, budget - n - 1, NULL);
+                for (int i = 0; i < V; i++)
+                    same &= allowed[i] == lt_jvocab_token_ok(jv, &st, i, budget - n - 1, NULL);
                 mask_same += same, mask_checks++;
             }
             if (na == 0) break;
@@ -374,9 +396,12 @@ static void with_vocab(const char *name, lt_tokenizer *tok, const char *schema_t
         size_t tl = 0;
         char why[256] = "", why2[256] = "";
         bool good = lt_jstate_done(&st) && conforms(js, raw, nraw, why, sizeof why);
-        CHECK_OK(lt_tokenizer_decode(tok, ids, (size_t)n, LT_TOK_SKIP_SPECIAL, &text, &tl, &err), &err);
+        CHECK_OK(lt_tokenizer_decode(tok, ids, (size_t)n, LT_TOK_SKIP_SPECIAL, &text, &tl, &err),
+                 &err);
         good = good && text && conforms(js, text, tl, why2, sizeof why2);
-        if (!good) fprintf(stderr, "%s doc %d (%d tokens): %.*s (%s %s)\n", name, d, n, (int)nraw, raw, why, why2);
+        if (!good)
+            fprintf(stderr, "%s doc %d (%d tokens): %.*s (%s %s)\n", name, d, n, (int)nraw, raw,
+                    why, why2);
         parsed += good;
         lt_free(text);
     }
@@ -404,9 +429,12 @@ static void vocabularies(void) {
         with_vocab("gpt2 byte-level BPE", tok, S1, 12, 1);
         lt_tokenizer_free(tok), tok = NULL;
     } else {
-        fprintf(stderr, "SKIP gpt2 vocabulary: ../shared/data not found (the fixture below covers byte-level BPE)\n");
+        fprintf(stderr, "SKIP gpt2 vocabulary: ../shared/data not found (the fixture below covers "
+                        "byte-level BPE)\n");
     }
-    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/bpe_bytelevel.tokenizer.json", NULL, &tok, &err), &err);
+    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/bpe_bytelevel.tokenizer.json", NULL,
+                                  &tok, &err),
+             &err);
     with_vocab("fixture byte-level BPE", tok, S1, 40, 2);
     with_vocab("fixture byte-level BPE, schema 2", tok, S2, 40, 3);
     lt_tokenizer_free(tok), tok = NULL;
@@ -420,10 +448,14 @@ static void vocabularies(void) {
     } else {
         fprintf(stderr, "SKIP tok512: ../shared/data not found\n");
     }
-    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/unigram_bytefallback.tokenizer.json", NULL, &tok, &err), &err);
+    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/unigram_bytefallback.tokenizer.json",
+                                  NULL, &tok, &err),
+             &err);
     with_vocab("fixture Unigram with byte fallback", tok, S1, 40, 6);
     lt_tokenizer_free(tok), tok = NULL;
-    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/bpe_metaspace.tokenizer.json", NULL, &tok, &err), &err);
+    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/bpe_metaspace.tokenizer.json", NULL,
+                                  &tok, &err),
+             &err);
     with_vocab("fixture SentencePiece BPE (metaspace)", tok, S1, 40, 7);
     lt_tokenizer_free(tok);
 }
@@ -432,7 +464,9 @@ static void vocabularies(void) {
 static void alloc_failures(void) {
     lt_tokenizer *tok = NULL;
     lt_err err = {0};
-    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/bpe_bytelevel.tokenizer.json", NULL, &tok, &err), &err);
+    CHECK_OK(lt_tokenizer_load_hf("tests/fixtures/tokenizers/bpe_bytelevel.tokenizer.json", NULL,
+                                  &tok, &err),
+             &err);
     cJSON *j = parse(S2);
     int bad = 0, rounds = 0;
     for (long k = 0; k < 100000 && tok; k++) {

@@ -28,13 +28,18 @@ static void norm_case(const char *in, const char *flags, const char *want) {
 }
 
 static void normalisation(void) {
-    norm_case("  \xef\xbc\xa8\xef\xbd\x85llo   World \t", "default", "hello world"); // fullwidth Ｈｅ
+    norm_case("  \xef\xbc\xa8\xef\xbd\x85llo   World \t", "default",
+              "hello world"); // fullwidth Ｈｅ
     norm_case("The Eiffel-Tower, in Paris!", "squad", "eiffeltower in paris");
     norm_case("a cat and THE dog, an apple", "squad", "cat and dog apple");
     norm_case("  a  b  ", "strip", "a  b");
     norm_case("  a  b  ", "spaces", " a b ");
-    norm_case("Stra\xc3\x9f" "e", "case", "strasse");
-    norm_case("\xef\xac\x81" "ne", "nfkc", "fine"); // the fi ligature
+    norm_case("Stra\xc3\x9f"
+              "e",
+              "case", "strasse");
+    norm_case("\xef\xac\x81"
+              "ne",
+              "nfkc", "fine"); // the fi ligature
     norm_case(" x ", "none", " x ");
     norm_case("", "default", "");
     norm_case("   ", "default", "");
@@ -47,7 +52,8 @@ static void normalisation(void) {
 
 static void exact_match(void) {
     const char *pred[] = {"Paris", " paris ", "London", "Rome"};
-    const char *g0[] = {"Paris"}, *g1[] = {"paris"}, *g2[] = {"Berlin", "london"}, *g3[] = {"Milan"};
+    const char *g0[] = {"Paris"}, *g1[] = {"paris"}, *g2[] = {"Berlin", "london"},
+               *g3[] = {"Milan"};
     const char *const *gold[] = {g0, g1, g2, g3};
     int ng[] = {1, 1, 2, 1};
     uint8_t ok[4];
@@ -66,14 +72,18 @@ static void pearson(void) {
     const char *why = NULL;
     CHECK(lt_pearson(x, y, 4, &r, &why) && fabs(r - 0.8728715609439694) < 1e-12);
     double c[] = {1, 1, 1, 1};
-    CHECK(!lt_pearson(x, c, 4, &r, &why) && strstr(why, "every prediction with a confidence is correct"));
+    CHECK(!lt_pearson(x, c, 4, &r, &why) &&
+          strstr(why, "every prediction with a confidence is correct"));
     CHECK(!lt_pearson(c, y, 4, &r, &why) && strstr(why, "confidence is constant"));
     CHECK(!lt_pearson(x, y, 1, &r, &why) && strstr(why, "fewer than 2"));
 }
 
 static void first_object(void) {
-    struct { const char *text, *want; } cases[] = {
-        {"Sure! ```json\n{\"label\": \"spam\", \"x\": \"}{\"}\n``` done", "{\"label\":\"spam\",\"x\":\"}{\"}"},
+    struct {
+        const char *text, *want;
+    } cases[] = {
+        {"Sure! ```json\n{\"label\": \"spam\", \"x\": \"}{\"}\n``` done",
+         "{\"label\":\"spam\",\"x\":\"}{\"}"},
         {"{bad} then {\"a\":1} and {\"b\":2}", "{\"a\":1}"},
         {"{\"a\":{\"b\":[1,{\"c\":2}]}} trailing", "{\"a\":{\"b\":[1,{\"c\":2}]}}"},
         {"no json here {", NULL},
@@ -83,10 +93,12 @@ static void first_object(void) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         cJSON *o = NULL;
         lt_err err = {0};
-        CHECK_OK(lt_json_first_object(cases[i].text, strlen(cases[i].text), &o, NULL, NULL, &err), &err);
+        CHECK_OK(lt_json_first_object(cases[i].text, strlen(cases[i].text), &o, NULL, NULL, &err),
+                 &err);
         bool ok = o != NULL;
         char *t = ok ? cJSON_PrintUnformatted(o) : NULL;
-        CHECK_MSG(cases[i].want ? ok && !strcmp(t, cases[i].want) : !ok, "case %zu: got %s", i, t ? t : "none");
+        CHECK_MSG(cases[i].want ? ok && !strcmp(t, cases[i].want) : !ok, "case %zu: got %s", i,
+                  t ? t : "none");
         cJSON_free(t);
         cJSON_Delete(o);
     }
@@ -112,10 +124,10 @@ static void json_class(void) {
         "Answer: {\"label\": \" SPAM \", \"confidence\": 0.8, \"reason\": \"win\"}",
         "{\"label\":\"ham\",\"confidence\":0.7,\"reason\":\"hi mom\"}",
         "{\"label\":\"spam\",\"confidence\":0.6,\"reason\":\"?\"}",
-        "{\"label\":\"junk\",\"confidence\":0.4,\"reason\":\"sale\"}", // synonym of spam
-        "I think it is promo",                                       // unparsed
-        "{\"label\":\"phish\",\"confidence\":0.5,\"reason\":\"link\"}",  // absent from gold
-        "{\"confidence\":0.2}",                                       // no label
+        "{\"label\":\"junk\",\"confidence\":0.4,\"reason\":\"sale\"}",  // synonym of spam
+        "I think it is promo",                                          // unparsed
+        "{\"label\":\"phish\",\"confidence\":0.5,\"reason\":\"link\"}", // absent from gold
+        "{\"confidence\":0.2}",                                         // no label
     };
     const char *gold[] = {"spam", "Spam", "ham", "ham", "promo", "promo", "spam", "ham"};
     const char *ids[] = {"a", "b", "c", "d", "e", "f", "g", "h"};
@@ -130,14 +142,16 @@ static void json_class(void) {
     // classes (sorted union): ham, phish, promo, spam
     // confusion rows (gold) x columns ham phish promo spam <invalid>:
     //   ham   1 0 0 1 1 | phish 0 0 0 0 0 | promo 0 0 0 1 1 | spam 0 1 0 2 0
-    CHECK(num(rep, "n") == 8 && num(rep, "parsed") == 7 && NEAR(num(rep, "parse_success_rate"), 0.875));
+    CHECK(num(rep, "n") == 8 && num(rep, "parsed") == 7 &&
+          NEAR(num(rep, "parse_success_rate"), 0.875));
     CHECK(num(rep, "n_no_label") == 1 && num(rep, "n_unknown_label") == 0);
     CHECK(NEAR(num(rep, "accuracy"), 3.0 / 8) && NEAR(num(rep, "accuracy_on_parsed"), 3.0 / 7));
     const cJSON *ham = per_class(rep, "ham"), *phish = per_class(rep, "phish"),
                 *promo = per_class(rep, "promo"), *spam = per_class(rep, "spam");
     CHECK(ham && phish && promo && spam);
     if (!ham || !phish || !promo || !spam) goto out;
-    CHECK(NEAR(num(ham, "precision"), 1) && NEAR(num(ham, "recall"), 1.0 / 3) && NEAR(num(ham, "f1"), 0.5));
+    CHECK(NEAR(num(ham, "precision"), 1) && NEAR(num(ham, "recall"), 1.0 / 3) &&
+          NEAR(num(ham, "f1"), 0.5));
     CHECK(num(ham, "support") == 3 && num(ham, "predicted") == 1);
     CHECK(num(phish, "precision") == 0 && num(phish, "recall") == 0 && num(phish, "support") == 0 &&
           num(phish, "predicted") == 1);
@@ -150,10 +164,12 @@ static void json_class(void) {
           NEAR(num(rep, "weighted_f1"), (0.5 * 3 + 4.0 / 7 * 3) / 8));
     const cJSON *cm = cJSON_GetObjectItemCaseSensitive(rep, "confusion_matrix");
     char *cmt = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(cm, "matrix"));
-    CHECK_MSG(cmt && !strcmp(cmt, "[[1,0,0,1,1],[0,0,0,0,0],[0,0,0,1,1],[0,1,0,2,0]]"), "matrix %s", cmt);
+    CHECK_MSG(cmt && !strcmp(cmt, "[[1,0,0,1,1],[0,0,0,0,0],[0,0,0,1,1],[0,1,0,2,0]]"), "matrix %s",
+              cmt);
     cJSON_free(cmt);
     char *lt = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(cm, "labels"));
-    CHECK_MSG(lt && !strcmp(lt, "[\"ham\",\"phish\",\"promo\",\"spam\",\"<invalid>\"]"), "labels %s", lt);
+    CHECK_MSG(lt && !strcmp(lt, "[\"ham\",\"phish\",\"promo\",\"spam\",\"<invalid>\"]"),
+              "labels %s", lt);
     cJSON_free(lt);
     const cJSON *und = cJSON_GetObjectItemCaseSensitive(rep, "undefined");
     CHECK(cJSON_GetArraySize(und) == 2); // recall of phish, precision of promo
@@ -165,7 +181,8 @@ static void json_class(void) {
     const char *kinds[] = {"wrong_label", "wrong_label", "unparsed", "wrong_label", "no_label"};
     int k = 0;
     for (const cJSON *e = errs ? errs->child : NULL; e; e = e->next, k++)
-        CHECK_MSG(!strcmp(lt_json_str(e, "error", ""), kinds[k]) && num(e, "index") == (double)(3 + k),
+        CHECK_MSG(!strcmp(lt_json_str(e, "error", ""), kinds[k]) &&
+                      num(e, "index") == (double)(3 + k),
                   "error %d: %s at %g", k, lt_json_str(e, "error", ""), num(e, "index"));
     const cJSON *e4 = cJSON_GetArrayItem(errs, 1);
     CHECK(!strcmp(lt_json_str(e4, "id", ""), "e") && !strcmp(lt_json_str(e4, "pred", ""), "spam") &&
@@ -196,7 +213,8 @@ static void json_class(void) {
           strstr(err.msg, "other") && !rep);
 
     // one class only, all correct: no NaN; the correlation is null with its reason
-    const char *p1[] = {"{\"label\":\"spam\",\"confidence\":0.9}", "{\"label\":\"spam\",\"confidence\":0.8}"};
+    const char *p1[] = {"{\"label\":\"spam\",\"confidence\":0.9}",
+                        "{\"label\":\"spam\",\"confidence\":0.8}"};
     const char *g1[] = {"spam", "spam"};
     lt_jcls_opts_default(&o);
     CHECK_OK(lt_eval_json_class(&o, p1, g1, NULL, 2, &rep, &errs, &err), &err);
@@ -204,8 +222,10 @@ static void json_class(void) {
         char *t = cJSON_PrintUnformatted(rep);
         CHECK(t && !strstr(t, "nan") && !strstr(t, "inf"));
         cJSON_free(t);
-        CHECK(num(rep, "accuracy") == 1 && num(rep, "macro_f1") == 1 && cJSON_GetArraySize(errs) == 0);
-        CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(rep, "confidence_correctness_pearson")));
+        CHECK(num(rep, "accuracy") == 1 && num(rep, "macro_f1") == 1 &&
+              cJSON_GetArraySize(errs) == 0);
+        CHECK(
+            cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(rep, "confidence_correctness_pearson")));
         CHECK(strstr(lt_json_str(rep, "confidence_correctness_pearson_note", ""), "constant"));
         CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(rep, "avg_reason_length")));
     }
@@ -251,11 +271,13 @@ static void json_fields(void) {
     lt_jfields_opts_default(&o);
     cJSON *rep = NULL, *errs = NULL;
     lt_err err = {0};
-    CHECK_OK(lt_eval_json_fields(&o, pred, (const cJSON *const *)g, NULL, 4, &rep, &errs, &err), &err);
+    CHECK_OK(lt_eval_json_fields(&o, pred, (const cJSON *const *)g, NULL, 4, &rep, &errs, &err),
+             &err);
     if (rep) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(rep, "fields");
         CHECK(num(rep, "parsed") == 3 && NEAR(num(rep, "parse_success_rate"), 0.75));
-        CHECK(NEAR(num(rep, "all_fields_exact_match"), 0.25) && NEAR(num(rep, "exact_match_on_parsed"), 1.0 / 3));
+        CHECK(NEAR(num(rep, "all_fields_exact_match"), 0.25) &&
+              NEAR(num(rep, "exact_match_on_parsed"), 1.0 / 3));
         CHECK(NEAR(num(cJSON_GetObjectItemCaseSensitive(f, "order_id"), "exact_match"), 0.75));
         CHECK(NEAR(num(cJSON_GetObjectItemCaseSensitive(f, "quantity"), "exact_match"), 0.5));
         CHECK(NEAR(num(cJSON_GetObjectItemCaseSensitive(f, "unit_price"), "exact_match"), 0.75));
@@ -272,7 +294,8 @@ static void json_fields(void) {
     cJSON_Delete(rep), cJSON_Delete(errs);
     rep = NULL;
     o.coerce_numbers = true;
-    CHECK_OK(lt_eval_json_fields(&o, pred, (const cJSON *const *)g, NULL, 4, &rep, NULL, &err), &err);
+    CHECK_OK(lt_eval_json_fields(&o, pred, (const cJSON *const *)g, NULL, 4, &rep, NULL, &err),
+             &err);
     if (rep) CHECK(NEAR(num(rep, "all_fields_exact_match"), 0.5));
     cJSON_Delete(rep), rep = NULL;
     cJSON *notobj = cJSON_CreateString("x");
@@ -298,7 +321,9 @@ static void files(void) {
     snprintf(rp, sizeof rp, "%s/report.json", dir);
     snprintf(bad, sizeof bad, "%s/bad.jsonl", dir);
     write_text(pp, "{\"id\": 2, \"output\": \"b\"}\n\n{\"id\": 1, \"output\": \"a\"}\n");
-    write_text(gp, "\xEF\xBB\xBF{\"id\": \"1\", \"answer\": \"a\"}\r\n{\"id\": \"2\", \"answer\": \"b\"}\n");
+    write_text(
+        gp,
+        "\xEF\xBB\xBF{\"id\": \"1\", \"answer\": \"a\"}\r\n{\"id\": \"2\", \"answer\": \"b\"}\n");
     write_text(g3, "{\"id\": 1}\n{\"id\": 2}\n{\"id\": 3}\n");
     write_text(dup, "{\"id\": 1}\n{\"id\": 1}\n");
     write_text(bad, "{\"id\": 1}\n[1, 2]\n");
@@ -315,10 +340,12 @@ static void files(void) {
     CHECK(map[0] == 0 && map[1] == 1);
     CHECK_OK(lt_eval_join(&P, &G, "id", map, &err), &err); // 1 (string) matches 1 (number)
     CHECK(map[0] == 1 && map[1] == 0);
-    CHECK(lt_eval_join(&P, &G3, NULL, map, &err) == LT_ERR_FORMAT && strstr(err.msg, "2 predictions") &&
-          strstr(err.msg, "3 gold"));
-    CHECK(lt_eval_join(&P, &G3, "id", map, &err) == LT_ERR_FORMAT && strstr(err.msg, "\"3\" has no prediction"));
-    CHECK(lt_eval_join(&D, &G, "id", map, &err) == LT_ERR_FORMAT && strstr(err.msg, "also appears"));
+    CHECK(lt_eval_join(&P, &G3, NULL, map, &err) == LT_ERR_FORMAT &&
+          strstr(err.msg, "2 predictions") && strstr(err.msg, "3 gold"));
+    CHECK(lt_eval_join(&P, &G3, "id", map, &err) == LT_ERR_FORMAT &&
+          strstr(err.msg, "\"3\" has no prediction"));
+    CHECK(lt_eval_join(&D, &G, "id", map, &err) == LT_ERR_FORMAT &&
+          strstr(err.msg, "also appears"));
     CHECK(lt_eval_join(&P, &G, "nokey", map, &err) == LT_ERR_FORMAT && strstr(err.msg, "nokey"));
     char *owned = NULL;
     const char *t = lt_eval_field_text(P.rec[0], "id", &owned);
@@ -361,7 +388,8 @@ static void alloc_failures(void) {
     lt_err err = {0};
     CHECK_OK(lt_eval_json_class(&co, pred, gold, ids, 4, &ref_c, &tmp, &err), &err);
     cJSON_Delete(tmp), tmp = NULL;
-    CHECK_OK(lt_eval_json_fields(&fo, pred, (const cJSON *const *)g, ids, 4, &ref_f, &tmp, &err), &err);
+    CHECK_OK(lt_eval_json_fields(&fo, pred, (const cJSON *const *)g, ids, 4, &ref_f, &tmp, &err),
+             &err);
     cJSON_Delete(tmp), tmp = NULL;
     int bad = 0, rounds = 0;
     for (int which = 0; which < 2; which++)
@@ -370,12 +398,15 @@ static void alloc_failures(void) {
             long before = lt_alloc_injected_failures();
             lt_alloc_fail_after(k);
             lt_status st = which == 0
-                ? lt_eval_json_class(&co, pred, gold, ids, 4, &rep, &errs, &err)
-                : lt_eval_json_fields(&fo, pred, (const cJSON *const *)g, ids, 4, &rep, &errs, &err);
+                               ? lt_eval_json_class(&co, pred, gold, ids, 4, &rep, &errs, &err)
+                               : lt_eval_json_fields(&fo, pred, (const cJSON *const *)g, ids, 4,
+                                                     &rep, &errs, &err);
             lt_alloc_fail_after(-1);
             bool injected = lt_alloc_injected_failures() != before;
             rounds++;
-            if (injected && st != LT_ERR_OOM) bad++, fprintf(stderr, "report %d: failure %ld gave %s\n", which, k, lt_status_name(st));
+            if (injected && st != LT_ERR_OOM)
+                bad++, fprintf(stderr, "report %d: failure %ld gave %s\n", which, k,
+                               lt_status_name(st));
             if (!injected) {
                 bad += st != LT_OK || !cJSON_Compare(rep, which ? ref_f : ref_c, true);
                 cJSON_Delete(rep), cJSON_Delete(errs);

@@ -20,7 +20,7 @@ static void test_ticks(void) {
     int n = lt_plot_nice_ticks(0, 1, 5, t, 32, &step);
     CHECK(n == 6 && fabs(step - 0.2) < 1e-12 && t[0] == 0 && fabs(t[5] - 1) < 1e-12);
     n = lt_plot_nice_ticks(0, 97, 6, t, 32, &step);
-    CHECK(n == 5 && step == 20 && t[4] == 80); // raw 16.2 -> 20
+    CHECK(n == 5 && step == 20 && t[4] == 80);           // raw 16.2 -> 20
     n = lt_plot_nice_ticks(0.31, 0.69, 5, t, 32, &step); // raw 0.076 -> 0.1: 0.4 .. 0.6
     CHECK(n == 3 && fabs(step - 0.1) < 1e-12 && fabs(t[0] - 0.4) < 1e-12);
     n = lt_plot_nice_ticks(-1, 1, 4, t, 32, &step); // 0.5 steps, an exact 0 (no "-0")
@@ -35,10 +35,19 @@ static void test_render(void) {
     const double x[6] = {1, 2, 3, 4, 5, 6}, y[6] = {2.0, 1.5, NAN, 1.0, 0.8, 0.7};
     const double xe[2] = {3, 6}, ye[2] = {1.2, 0.9};
     lt_plot_series s[2] = {{.name = "train <loss>", .x = x, .y = y, .n = 6},
-                           {.name = "validation & co", .x = xe, .y = ye, .n = 2, .markers = true,
-                            .dashed = true, .color = "#ff7f0e"}};
-    lt_plot_panel p[2] = {{.title = "Loss \"vs\" steps", .xlabel = "step", .ylabel = "loss",
-                           .series = s, .n_series = 2, .y_zero = true},
+                           {.name = "validation & co",
+                            .x = xe,
+                            .y = ye,
+                            .n = 2,
+                            .markers = true,
+                            .dashed = true,
+                            .color = "#ff7f0e"}};
+    lt_plot_panel p[2] = {{.title = "Loss \"vs\" steps",
+                           .xlabel = "step",
+                           .ylabel = "loss",
+                           .series = s,
+                           .n_series = 2,
+                           .y_zero = true},
                           {.title = "empty panel", .xlabel = "x", .ylabel = "y"}};
     char *svg = NULL;
     size_t n = 0;
@@ -49,8 +58,8 @@ static void test_render(void) {
     CHECK(!strncmp(svg, "<?xml", 5) && strstr(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\"") &&
           strstr(svg, "</svg>\n"));
     CHECK(strstr(svg, "width=\"1120\" height=\"394\"")); // 2 panels of 560 x 360 + title band
-    CHECK(count(svg, "<polyline") == 3); // the NaN breaks the first series in two
-    CHECK(count(svg, "<circle") == 2 + 1); // two markers + the legend's marker
+    CHECK(count(svg, "<polyline") == 3);                 // the NaN breaks the first series in two
+    CHECK(count(svg, "<circle") == 2 + 1);               // two markers + the legend's marker
     CHECK(strstr(svg, "stroke-dasharray") != NULL);
     CHECK(strstr(svg, "train &lt;loss&gt;") && strstr(svg, "validation &amp; co") &&
           strstr(svg, "Loss &quot;vs&quot; steps") && strstr(svg, "figure &amp; title"));
@@ -59,10 +68,18 @@ static void test_render(void) {
     CHECK(strstr(svg, "empty panel") != NULL);
     lt_free(svg);
     // fixed y range: ticks 0..1
-    lt_plot_panel q = {.title = "acc", .xlabel = "step", .ylabel = "accuracy", .series = s,
-                       .n_series = 1, .y_fixed = true, .y_min = 0, .y_max = 1};
+    lt_plot_panel q = {.title = "acc",
+                       .xlabel = "step",
+                       .ylabel = "accuracy",
+                       .series = s,
+                       .n_series = 1,
+                       .y_fixed = true,
+                       .y_min = 0,
+                       .y_max = 1};
     CHECK_OK(lt_plot_svg_render(&q, 1, 1, 400, 300, NULL, &svg, &n, &err), &err);
-    if (svg) CHECK(strstr(svg, ">1.0<") && strstr(svg, ">0.2<") && strstr(svg, "width=\"400\" height=\"300\""));
+    if (svg)
+        CHECK(strstr(svg, ">1.0<") && strstr(svg, ">0.2<") &&
+              strstr(svg, "width=\"400\" height=\"300\""));
     lt_free(svg);
     // argument errors
     svg = NULL;

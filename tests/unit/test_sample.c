@@ -47,7 +47,10 @@ static void temperature_topk(void) {
 static void top_p(void) {
     const float pr[4] = {0.5f, 0.3f, 0.15f, 0.05f};
     int32_t idx[4];
-    struct { float p; int kept[4]; } cases[] = {
+    struct {
+        float p;
+        int kept[4];
+    } cases[] = {
         {0.75f, {1, 1, 0, 0}}, // ascending cumsum .05 .20 .50 1: removes <= .25
         {0.90f, {1, 1, 1, 0}}, // removes <= .10
         {0.40f, {1, 0, 0, 0}}, // removes <= .60: only the best remains
@@ -59,7 +62,8 @@ static void top_p(void) {
         for (int i = 0; i < 4; i++) l[i] = logf(pr[i]) + 3.0f; // a shift changes nothing
         lt_logits_top_p(l, 4, cases[k].p, idx);
         for (int i = 0; i < 4; i++)
-            CHECK_MSG(isfinite(l[i]) == cases[k].kept[i], "top_p %g token %d", (double)cases[k].p, i);
+            CHECK_MSG(isfinite(l[i]) == cases[k].kept[i], "top_p %g token %d", (double)cases[k].p,
+                      i);
     }
     // -inf entries (masked earlier) stay out and do not disturb the mass
     float m[5] = {logf(0.5f), -INFINITY, logf(0.3f), logf(0.15f), logf(0.05f)};
