@@ -39,8 +39,15 @@ int cmd_train_classify(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 bool cli_train_task_is_classify(int argc, char **argv);
-// The tokenizer of a model: tok_path (llama2.c .bin, tokenizer.json, HF directory or .gguf), else
-// the model directory's tokenizer.json, else a GGUF model's vocabulary.
+bool cli_ends_with(const char *s, const char *suf);
+// A text argument: "@FILE" reads the file; otherwise \n, \t and \\ escapes become a newline, a
+// tab and a backslash (shells do not expand them in quotes). *out is lt_alloc'd.
+lt_status cli_text_arg(const char *arg, char **out, lt_err *err);
+// --chat-template: a Jinja file, or a tokenizer_config.json whose "chat_template" is used.
+lt_status cli_chat_template_arg(const char *path, char **out, lt_err *err);
+// The tokenizer of a model: tok_path (llama2.c .bin, tokenizer.json (+ tokenizer_config.json
+// beside it), HF directory or .gguf), else the model directory's tokenizer.json, else a GGUF
+// model's vocabulary. m may be NULL (the llama2.c vocabulary size is then read from model_path).
 struct lt_model;
 struct lt_tokenizer;
 lt_status cli_open_tokenizer(const char *tok_path, const char *model_path, const struct lt_model *m,

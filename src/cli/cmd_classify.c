@@ -20,31 +20,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static bool ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), m = strlen(suf);
-    return n >= m && !strcmp(s + n - m, suf);
-}
-
-lt_status cli_open_tokenizer(const char *tok_path, const char *model_path, const lt_model *m,
-                             lt_tokenizer **out, lt_err *err) {
-    struct stat sb;
-    if (tok_path) {
-        if (ends_with(tok_path, ".bin"))
-            return lt_tokenizer_load_llama2c(tok_path, m->cfg.n_vocab, out, err);
-        if (stat(tok_path, &sb) == 0 && S_ISDIR(sb.st_mode))
-            return lt_tokenizer_load_hf_dir(tok_path, out, err);
-        if (ends_with(tok_path, ".gguf")) return lt_tokenizer_load_gguf_file(tok_path, out, err);
-        return lt_tokenizer_load_hf(tok_path, NULL, out, err);
-    }
-    if (stat(model_path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return lt_tokenizer_load_hf_dir(model_path, out, err);
-    if (m->gguf) return lt_tokenizer_load_gguf(m->gguf, out, err);
-    return lt_err_set(err, LT_ERR_ARG,
-                      "%s has no tokenizer: give --tokenizer (a llama2.c "
-                      "tokenizer.bin or a tokenizer.json)",
-                      model_path);
-}
-
 bool cli_train_task_is_classify(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
         const char *v = NULL;
@@ -945,7 +920,7 @@ int cmd_classify(int argc, char **argv) {
     lt_read_opts ro;
     lt_read_opts_default(&ro);
     if ((st = lt_on_bad_parse(on_bad, &ro.on_bad, &err))) goto done;
-    if (text || !strcmp(input, "-") || ends_with(input, ".txt")) {
+    if (text || !strcmp(input, "-") || cli_ends_with(input, ".txt")) {
         if (n_req > 1) {
             st = lt_err_set(&err, LT_ERR_ARG,
                             "the template \"%s\" needs %d fields: give records "

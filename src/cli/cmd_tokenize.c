@@ -11,88 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static bool ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), m = strlen(suf);
-    return n >= m && !strcmp(s + n - m, suf);
-}
-
-// vocab_size of a llama2.c checkpoint header (7 int32; the 6th, negative when the classifier is
-// not shared), or 0.
-static int32_t llama2c_vocab(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    int32_t h[7];
-    size_t got = fread(h, sizeof *h, 7, f);
-    fclose(f);
-    if (got != 7) return 0;
-    return h[5] < 0 ? -h[5] : h[5];
-}
-
-// tokenizer.json with the tokenizer_config.json beside it when there is one (bos/eos, chat_template).
-static lt_status load_hf_json(const char *path, lt_tokenizer **out, lt_err *err) {
-    char cfg[4096];
-    const char *slash = strrchr(path, '/');
-    size_t dir = slash ? (size_t)(slash - path) + 1 : 0;
-    if (dir + sizeof "tokenizer_config.json" > sizeof cfg) return lt_tokenizer_load_hf(path, NULL, out, err);
-    memcpy(cfg, path, dir);
-    strcpy(cfg + dir, "tokenizer_config.json");
-    return lt_tokenizer_load_hf(path, lt_file_exists(cfg) ? cfg : NULL, out, err);
-}
-
-static lt_status open_tokenizer(const char *tok_path, const char *model, lt_tokenizer **out,
-                                lt_err *err) {
-    struct stat sb;
-    const char *p = tok_path ? tok_path : model;
-    if (!p) return lt_err_set(err, LT_ERR_ARG, "give --model or --tokenizer");
-    if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) return lt_tokenizer_load_hf_dir(p, out, err);
-    if (ends_with(p, ".gguf")) return lt_tokenizer_load_gguf_file(p, out, err);
-    if (ends_with(p, ".json")) return load_hf_json(p, out, err);
-    if (ends_with(p, ".bin") && tok_path) {
-        int32_t nv = model ? llama2c_vocab(model) : 0;
-        if (nv <= 0)
-            return lt_err_set(err, LT_ERR_ARG, "a llama2.c tokenizer needs the vocabulary size: "
-                              "give the llama2.c checkpoint with --model");
-        return lt_tokenizer_load_llama2c(p, nv, out, err);
-    }
-    return lt_err_set(err, LT_ERR_ARG, "%s: no tokenizer here: give --tokenizer (tokenizer.json, "
-                      "a GGUF, or a llama2.c tokenizer.bin with its --model)", p);
-}
-
-// Same argument rules as `train`: @FILE, or a string with \n \t \\ escapes.
-static lt_status text_arg(const char *arg, char **out, lt_err *err) {
-    if (arg[0] == '@') {
-        size_t n;
-        return lt_read_file(arg + 1, out, &n, err);
-    }
-    size_t n = strlen(arg), o = 0;
-    char *s = lt_alloc(n + 1);
-    if (!s) return lt_err_set(err, LT_ERR_OOM, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        char c = arg[i];
-        if (c == '\\' && i + 1 < n && (arg[i + 1] == 'n' || arg[i + 1] == 't' || arg[i + 1] == '\\')) {
-            c = arg[i + 1] == 'n' ? '\n' : arg[i + 1] == 't' ? '\t' : '\\';
-            i++;
-        }
-        s[o++] = c;
-    }
-    s[o] = 0;
-    *out = s;
-    return LT_OK;
-}
-
-static lt_status chat_template_arg(const char *path, char **out, lt_err *err) {
-    size_t n;
-    if (!ends_with(path, ".json")) return lt_read_file(path, out, &n, err);
-    cJSON *j = NULL;
-    lt_status st = lt_json_parse_file(path, &j, err);
-    if (st) return st;
-    const char *t = lt_json_str(j, "chat_template", NULL);
-    if (!t) st = lt_err_set(err, LT_ERR_FORMAT, "%s: no string \"chat_template\"", path);
-    else if (!(*out = lt_strdup(t))) st = lt_err_set(err, LT_ERR_OOM, "out of memory");
-    cJSON_Delete(j);
-    return st;
-}
-
 static bool utf8_ok(const unsigned char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         unsigned c = s[i];
@@ -236,16 +154,16 @@ int cmd_tokenize(int argc, char **argv) {
     else if (!strcmp(header, "no")) o.read.header = 0;
     else if (strcmp(header, "auto") != 0)
         return cli_usage_error("tokenize", "--header: yes, no or auto, not \"%s\"", header);
-    if ((tmpl && (st = text_arg(tmpl, &owned[0], &err))) ||
-        (resp_tmpl && (st = text_arg(resp_tmpl, &owned[1], &err))) ||
-        (chat_tmpl && (st = chat_template_arg(chat_tmpl, &owned[2], &err))))
+    if ((tmpl && (st = cli_text_arg(tmpl, &owned[0], &err))) ||
+        (resp_tmpl && (st = cli_text_arg(resp_tmpl, &owned[1], &err))) ||
+        (chat_tmpl && (st = cli_chat_template_arg(chat_tmpl, &owned[2], &err))))
         goto fail;
     o.sft.template_src = owned[0];
     o.sft.response_template = owned[1];
     o.sft.chat_template = owned[2];
 
     lt_data_format fmt = o.read.format == LT_DATA_AUTO ? lt_data_format_guess(data) : o.read.format;
-    if ((st = open_tokenizer(tok_path, model, &tok, &err))) goto fail;
+    if ((st = cli_open_tokenizer(tok_path, model, NULL, &tok, &err))) goto fail;
     if (fmt == LT_DATA_TEXT || fmt == LT_DATA_IDS) { // examples as train makes them
         if (!seq) o.sft.max_len = 1 << 20;
         if ((st = lt_data_load(tok, lt_tokenizer_n_vocab(tok), &o, &d, &v, NULL, &err))) goto fail;

@@ -11,74 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static bool ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), m = strlen(suf);
-    return n >= m && !strcmp(s + n - m, suf);
-}
-
-// The tokenizer: --tokenizer (llama2.c .bin or tokenizer.json), else the model directory's.
-static lt_status open_tokenizer(const char *tok_path, const char *model_path, const lt_model *m,
-                                lt_tokenizer **out, lt_err *err) {
-    struct stat sb;
-    if (tok_path) {
-        if (ends_with(tok_path, ".bin")) return lt_tokenizer_load_llama2c(tok_path, m->cfg.n_vocab, out, err);
-        if (stat(tok_path, &sb) == 0 && S_ISDIR(sb.st_mode)) return lt_tokenizer_load_hf_dir(tok_path, out, err);
-        if (ends_with(tok_path, ".gguf")) return lt_tokenizer_load_gguf_file(tok_path, out, err);
-        // a tokenizer_config.json beside it gives bos/eos and the chat template (chat records)
-        char cfg[4096];
-        const char *slash = strrchr(tok_path, '/');
-        size_t dir = slash ? (size_t)(slash - tok_path) + 1 : 0;
-        bool have_cfg = dir + sizeof "tokenizer_config.json" <= sizeof cfg;
-        if (have_cfg) {
-            memcpy(cfg, tok_path, dir);
-            memcpy(cfg + dir, "tokenizer_config.json", sizeof "tokenizer_config.json");
-            have_cfg = lt_file_exists(cfg);
-        }
-        return lt_tokenizer_load_hf(tok_path, have_cfg ? cfg : NULL, out, err);
-    }
-    if (stat(model_path, &sb) == 0 && S_ISDIR(sb.st_mode)) return lt_tokenizer_load_hf_dir(model_path, out, err);
-    if (m->gguf) return lt_tokenizer_load_gguf(m->gguf, out, err);
-    return lt_err_set(err, LT_ERR_ARG, "%s has no tokenizer: give --tokenizer (a llama2.c "
-                      "tokenizer.bin or a tokenizer.json), or use token-id data (.ids.jsonl)", model_path);
-}
-
-// A template or response-template argument: "@FILE" reads the file; otherwise the escapes \n, \t
-// and \\ become a newline, a tab and a backslash (shells do not expand them in quotes).
-static lt_status text_arg(const char *arg, char **out, lt_err *err) {
-    if (arg[0] == '@') {
-        size_t n;
-        return lt_read_file(arg + 1, out, &n, err);
-    }
-    size_t n = strlen(arg), o = 0;
-    char *s = lt_alloc(n + 1);
-    if (!s) return lt_err_set(err, LT_ERR_OOM, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        char c = arg[i];
-        if (c == '\\' && i + 1 < n && (arg[i + 1] == 'n' || arg[i + 1] == 't' || arg[i + 1] == '\\')) {
-            c = arg[i + 1] == 'n' ? '\n' : arg[i + 1] == 't' ? '\t' : '\\';
-            i++;
-        }
-        s[o++] = c;
-    }
-    s[o] = 0;
-    *out = s;
-    return LT_OK;
-}
-
-// --chat-template: a file with the Jinja source, or a tokenizer_config.json holding one.
-static lt_status chat_template_arg(const char *path, char **out, lt_err *err) {
-    size_t n = strlen(path);
-    if (n < 5 || strcmp(path + n - 5, ".json") != 0) return lt_read_file(path, out, &n, err);
-    cJSON *j = NULL;
-    lt_status st = lt_json_parse_file(path, &j, err);
-    if (st) return st;
-    const char *t = lt_json_str(j, "chat_template", NULL);
-    if (!t) st = lt_err_set(err, LT_ERR_FORMAT, "%s: no string \"chat_template\"", path);
-    else if (!(*out = lt_strdup(t))) st = lt_err_set(err, LT_ERR_OOM, "out of memory");
-    cJSON_Delete(j);
-    return st;
-}
-
 // Fills the data options from the data flags; LT_ERR_ARG names the bad flag. Strings made here
 // (template, response template, chat template) go to *owned[0..2] for the caller to lt_free.
 static lt_status data_flags(lt_data_opts *d, const char *format, const char *tmpl,
@@ -95,9 +27,9 @@ static lt_status data_flags(lt_data_opts *d, const char *format, const char *tmp
     else if (!strcmp(header, "yes")) d->read.header = 1;
     else if (!strcmp(header, "no")) d->read.header = 0;
     else return lt_err_set(err, LT_ERR_ARG, "--header: yes, no or auto, not \"%s\"", header);
-    if (tmpl && (st = text_arg(tmpl, &owned[0], err))) return st;
-    if (rt && (st = text_arg(rt, &owned[1], err))) return st;
-    if (chat_tmpl && (st = chat_template_arg(chat_tmpl, &owned[2], err))) return st;
+    if (tmpl && (st = cli_text_arg(tmpl, &owned[0], err))) return st;
+    if (rt && (st = cli_text_arg(rt, &owned[1], err))) return st;
+    if (chat_tmpl && (st = cli_chat_template_arg(chat_tmpl, &owned[2], err))) return st;
     d->sft.template_src = owned[0];
     d->sft.response_template = owned[1];
     d->sft.chat_template = owned[2];
@@ -259,7 +191,7 @@ int cmd_train(int argc, char **argv) {
     }
     lt_data_format fmt = dopt.read.format == LT_DATA_AUTO ? lt_data_format_guess(data)
                                                           : dopt.read.format;
-    if (fmt != LT_DATA_IDS && (st = open_tokenizer(tok_path, model, m, &tok, &err))) goto fail;
+    if (fmt != LT_DATA_IDS && (st = cli_open_tokenizer(tok_path, model, m, &tok, &err))) goto fail;
     lt_data_summary sum;
     if ((st = lt_data_load(tok, m->cfg.n_vocab, &dopt, &train, &val, &sum, &err))) goto fail;
     char line[1024];
