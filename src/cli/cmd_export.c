@@ -8,26 +8,33 @@
 #include <strings.h>
 
 static bool parse_dtype(const char *s, lt_dtype *out) {
-    if (!strcasecmp(s, "f32") || !strcasecmp(s, "float32")) *out = LT_DTYPE_F32;
-    else if (!strcasecmp(s, "f16") || !strcasecmp(s, "float16")) *out = LT_DTYPE_F16;
-    else if (!strcasecmp(s, "bf16") || !strcasecmp(s, "bfloat16")) *out = LT_DTYPE_BF16;
-    else if (!strcasecmp(s, "q8_0")) *out = LT_DTYPE_Q8_0;
-    else return false;
+    if (!strcasecmp(s, "f32") || !strcasecmp(s, "float32"))
+        *out = LT_DTYPE_F32;
+    else if (!strcasecmp(s, "f16") || !strcasecmp(s, "float16"))
+        *out = LT_DTYPE_F16;
+    else if (!strcasecmp(s, "bf16") || !strcasecmp(s, "bfloat16"))
+        *out = LT_DTYPE_BF16;
+    else if (!strcasecmp(s, "q8_0"))
+        *out = LT_DTYPE_Q8_0;
+    else
+        return false;
     return true;
 }
 
 static void print_verify(const char *what, lt_dtype d, const lt_verify_result *r) {
-    printf("verify %s (%s): config %s%s; weights: %lld compared with the exact merge, worst at "
-           "%.2f of the %s rounding bound%s%s -> %s; logits: %d prompts x %d tokens, max |diff| %.3g "
-           "vs the unmerged model (max |logit| %.3g, tolerance %.3g) -> %s; the adapter moves logits "
-           "by up to %.3g\n",
-           what, lt_dtype_name(d), r->config_ok ? "OK" : "DIFFERS: ", r->config_msg,
-           (long long)r->n_weights, r->worst, lt_dtype_name(d),
-           r->worst_name[0] ? " in " : "", r->worst_name, r->weights_ok ? "OK" : "FAILED", r->B,
-           r->T, r->max_diff, r->max_ref, r->tol, r->logits_ok ? "OK" : "FAILED", r->lora_effect);
+    printf(
+        "verify %s (%s): config %s%s; weights: %lld compared with the exact merge, worst at "
+        "%.2f of the %s rounding bound%s%s -> %s; logits: %d prompts x %d tokens, max |diff| %.3g "
+        "vs the unmerged model (max |logit| %.3g, tolerance %.3g) -> %s; the adapter moves logits "
+        "by up to %.3g\n",
+        what, lt_dtype_name(d), r->config_ok ? "OK" : "DIFFERS: ", r->config_msg,
+        (long long)r->n_weights, r->worst, lt_dtype_name(d), r->worst_name[0] ? " in " : "",
+        r->worst_name, r->weights_ok ? "OK" : "FAILED", r->B, r->T, r->max_diff, r->max_ref, r->tol,
+        r->logits_ok ? "OK" : "FAILED", r->lora_effect);
     if (r->config_ok && r->lora_effect > 0 && r->lora_effect < r->tol)
         printf("note: the adapter moves logits by less than the %s logits tolerance; the weight "
-               "check is what sees it\n", lt_dtype_name(d));
+               "check is what sees it\n",
+               lt_dtype_name(d));
     printf("verify: %s\n", r->ok ? "OK" : "FAILED");
 }
 
@@ -40,10 +47,13 @@ int cmd_export(int argc, char **argv) {
         {"model", OPT_STR, &model, "base model: HF directory, .gguf or llama2.c .bin"},
         {"adapter", OPT_STR, &adapter, "PEFT adapter directory (required for gguf-lora)"},
         {"out", OPT_STR, &out, "output .gguf file"},
-        {"dtype", OPT_STR, &dtype_s, "gguf: f32 | f16 | bf16 | q8_0 (default f16); gguf-lora: f32 | f16 | bf16 (default f32)"},
-        {"tokenizer", OPT_STR, &tok, "tokenizer.json (or its directory) for the vocabulary keys (default: the base's)"},
+        {"dtype", OPT_STR, &dtype_s,
+         "gguf: f32 | f16 | bf16 | q8_0 (default f16); gguf-lora: f32 | f16 | bf16 (default f32)"},
+        {"tokenizer", OPT_STR, &tok,
+         "tokenizer.json (or its directory) for the vocabulary keys (default: the base's)"},
         {"name", OPT_STR, &name, "general.name (default: the base's file or directory name)"},
-        {"verify", OPT_BOOL, &verify, "reload the result and compare logits with the unmerged model"},
+        {"verify", OPT_BOOL, &verify,
+         "reload the result and compare logits with the unmerged model"},
         {"help", OPT_BOOL, &help, "this help"},
     };
     int n_opts = (int)(sizeof opts / sizeof *opts);
@@ -69,15 +79,16 @@ int cmd_export(int argc, char **argv) {
     lt_model *m = NULL, *got = NULL;
     lt_adapter *a = NULL;
     int ret = 0;
-    if (lt_model_load(model, &m, &err) ||
-        (adapter && lt_adapter_load_peft(m, adapter, &a, &err))) {
+    if (lt_model_load(model, &m, &err) || (adapter && lt_adapter_load_peft(m, adapter, &a, &err))) {
         ret = cli_fail(&err);
         goto done;
     }
     if (a && a->n_labels > 0 && !lora)
-        fprintf(stderr, "loratune export: warning: the adapter's classification head (%d labels) has "
-                "no place in a llama.cpp causal-LM GGUF and is left out (loratune merge keeps it)\n",
-                a->n_labels);
+        fprintf(
+            stderr,
+            "loratune export: warning: the adapter's classification head (%d labels) has "
+            "no place in a llama.cpp causal-LM GGUF and is left out (loratune merge keeps it)\n",
+            a->n_labels);
     double t0 = lt_time_sec();
     lt_export_opts eo = {.dtype = d, .tokenizer_path = tok, .name = name};
     if (lora ? lt_export_gguf_lora(m, a, out, d, &err) : lt_export_gguf(m, model, out, &eo, &err)) {
@@ -91,7 +102,8 @@ int cmd_export(int argc, char **argv) {
         lt_verify_result vr = {0};
         lt_status st = lora ? lt_verify_gguf_lora(m, out, d, lt_verify_rel_tol(d), &vr, &err)
                             : lt_model_load_gguf(out, &got, &err);
-        if (!st && !lora) st = lt_verify_models(m, got, LT_DTYPE_F32, lt_verify_rel_tol(d), &vr, &err);
+        if (!st && !lora)
+            st = lt_verify_models(m, got, LT_DTYPE_F32, lt_verify_rel_tol(d), &vr, &err);
         if (st) {
             ret = cli_fail(&err);
             goto done;

@@ -15,10 +15,13 @@ static bool parse_size(const char *s, uint64_t *out) {
     double v = strtod(s, &end);
     if (end == s || !(v > 0)) return false;
     while (isspace((unsigned char)*end)) end++;
-    static const struct { const char *u; double f; } units[] = {
-        {"", 1},      {"B", 1},         {"KB", 1e3},          {"MB", 1e6},
-        {"GB", 1e9},  {"TB", 1e12},     {"KIB", 1024.0},      {"MIB", 1048576.0},
-        {"GIB", 1073741824.0}, {"K", 1e3}, {"M", 1e6},        {"G", 1e9},
+    static const struct {
+        const char *u;
+        double f;
+    } units[] = {
+        {"", 1},      {"B", 1},        {"KB", 1e3},        {"MB", 1e6},           {"GB", 1e9},
+        {"TB", 1e12}, {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0}, {"K", 1e3},
+        {"M", 1e6},   {"G", 1e9},
     };
     for (size_t i = 0; i < sizeof units / sizeof *units; i++)
         if (!strcasecmp(end, units[i].u)) {
@@ -31,27 +34,35 @@ static bool parse_size(const char *s, uint64_t *out) {
 }
 
 static bool parse_dtype(const char *s, bool allow_keep, bool allow_q8, lt_dtype *out) {
-    if (allow_keep && !strcasecmp(s, "keep")) *out = LT_DTYPE_KEEP;
-    else if (!strcasecmp(s, "f32") || !strcasecmp(s, "float32")) *out = LT_DTYPE_F32;
-    else if (!strcasecmp(s, "f16") || !strcasecmp(s, "float16")) *out = LT_DTYPE_F16;
-    else if (!strcasecmp(s, "bf16") || !strcasecmp(s, "bfloat16")) *out = LT_DTYPE_BF16;
-    else if (allow_q8 && !strcasecmp(s, "q8_0")) *out = LT_DTYPE_Q8_0;
-    else return false;
+    if (allow_keep && !strcasecmp(s, "keep"))
+        *out = LT_DTYPE_KEEP;
+    else if (!strcasecmp(s, "f32") || !strcasecmp(s, "float32"))
+        *out = LT_DTYPE_F32;
+    else if (!strcasecmp(s, "f16") || !strcasecmp(s, "float16"))
+        *out = LT_DTYPE_F16;
+    else if (!strcasecmp(s, "bf16") || !strcasecmp(s, "bfloat16"))
+        *out = LT_DTYPE_BF16;
+    else if (allow_q8 && !strcasecmp(s, "q8_0"))
+        *out = LT_DTYPE_Q8_0;
+    else
+        return false;
     return true;
 }
 
 static void print_verify(const char *what, lt_dtype d, const lt_verify_result *r) {
-    printf("verify %s (%s): config %s%s; weights: %lld compared with the exact merge, worst at "
-           "%.2f of the %s rounding bound%s%s -> %s; logits: %d prompts x %d tokens, max |diff| %.3g "
-           "vs the unmerged model (max |logit| %.3g, tolerance %.3g) -> %s; the adapter moves logits "
-           "by up to %.3g\n",
-           what, lt_dtype_name(d), r->config_ok ? "OK" : "DIFFERS: ", r->config_msg,
-           (long long)r->n_weights, r->worst, lt_dtype_name(d),
-           r->worst_name[0] ? " in " : "", r->worst_name, r->weights_ok ? "OK" : "FAILED", r->B,
-           r->T, r->max_diff, r->max_ref, r->tol, r->logits_ok ? "OK" : "FAILED", r->lora_effect);
+    printf(
+        "verify %s (%s): config %s%s; weights: %lld compared with the exact merge, worst at "
+        "%.2f of the %s rounding bound%s%s -> %s; logits: %d prompts x %d tokens, max |diff| %.3g "
+        "vs the unmerged model (max |logit| %.3g, tolerance %.3g) -> %s; the adapter moves logits "
+        "by up to %.3g\n",
+        what, lt_dtype_name(d), r->config_ok ? "OK" : "DIFFERS: ", r->config_msg,
+        (long long)r->n_weights, r->worst, lt_dtype_name(d), r->worst_name[0] ? " in " : "",
+        r->worst_name, r->weights_ok ? "OK" : "FAILED", r->B, r->T, r->max_diff, r->max_ref, r->tol,
+        r->logits_ok ? "OK" : "FAILED", r->lora_effect);
     if (r->config_ok && r->lora_effect > 0 && r->lora_effect < r->tol)
         printf("note: the adapter moves logits by less than the %s logits tolerance; the weight "
-               "check is what sees it\n", lt_dtype_name(d));
+               "check is what sees it\n",
+               lt_dtype_name(d));
     printf("verify: %s\n", r->ok ? "OK" : "FAILED");
 }
 
@@ -63,17 +74,20 @@ int cmd_merge(int argc, char **argv) {
         {"adapter", OPT_STR, &adapter, "PEFT adapter directory (omit to convert the base alone)"},
         {"out", OPT_STR, &out, "output directory (HF layout: config.json + safetensors)"},
         {"dtype", OPT_STR, &dtype_s, "keep | f32 | bf16 | f16 (default keep: the base's dtype)"},
-        {"shard-size", OPT_STR, &shard_s, "largest safetensors shard, e.g. 2GB, 500MB (default 2GB)"},
-        {"verify", OPT_BOOL, &verify, "reload the result and compare logits with the unmerged model"},
+        {"shard-size", OPT_STR, &shard_s,
+         "largest safetensors shard, e.g. 2GB, 500MB (default 2GB)"},
+        {"verify", OPT_BOOL, &verify,
+         "reload the result and compare logits with the unmerged model"},
         {"help", OPT_BOOL, &help, "this help"},
     };
     int n_opts = (int)(sizeof opts / sizeof *opts);
     int rc = cli_parse("merge", argc, argv, 2, opts, n_opts, NULL, 0, NULL);
     if (rc) return rc;
     if (help) {
-        printf("usage: loratune merge --model BASE --adapter DIR --out OUTDIR [flags]\n\n"
-               "Merges W' = W + scale * B @ A (f32, rounded once to the output dtype) and writes a\n"
-               "Hugging Face model directory that transformers / vLLM load.\n\n");
+        printf(
+            "usage: loratune merge --model BASE --adapter DIR --out OUTDIR [flags]\n\n"
+            "Merges W' = W + scale * B @ A (f32, rounded once to the output dtype) and writes a\n"
+            "Hugging Face model directory that transformers / vLLM load.\n\n");
         cli_print_opts(opts, n_opts);
         return 0;
     }
@@ -81,16 +95,16 @@ int cmd_merge(int argc, char **argv) {
     if (!out) return cli_usage_error("merge", "--out is required");
     lt_merge_opts mo = {.dtype = LT_DTYPE_KEEP};
     if (!parse_dtype(dtype_s, true, false, &mo.dtype))
-        return cli_usage_error("merge", "--dtype must be keep, f32, bf16 or f16 (got \"%s\")", dtype_s);
+        return cli_usage_error("merge", "--dtype must be keep, f32, bf16 or f16 (got \"%s\")",
+                               dtype_s);
     if (!parse_size(shard_s, &mo.shard_bytes))
-        return cli_usage_error("merge", "--shard-size must be a size like 2GB or 500MB (got \"%s\")",
-                               shard_s);
+        return cli_usage_error(
+            "merge", "--shard-size must be a size like 2GB or 500MB (got \"%s\")", shard_s);
     lt_err err = {0};
     lt_model *m = NULL, *got = NULL;
     lt_adapter *a = NULL;
     int ret = 0;
-    if (lt_model_load(model, &m, &err) ||
-        (adapter && lt_adapter_load_peft(m, adapter, &a, &err))) {
+    if (lt_model_load(model, &m, &err) || (adapter && lt_adapter_load_peft(m, adapter, &a, &err))) {
         ret = cli_fail(&err);
         goto done;
     }
@@ -105,8 +119,9 @@ int cmd_merge(int argc, char **argv) {
         goto done;
     }
     lt_dtype wd = lt_merge_written_dtype(m, mo.dtype);
-    printf("merged %s%s%s -> %s (%s) in %.1f s\n", model, adapter ? " + " : "", adapter ? adapter : "",
-           out, mo.dtype == LT_DTYPE_KEEP ? "dtype kept" : lt_dtype_name(wd), lt_time_sec() - t0);
+    printf("merged %s%s%s -> %s (%s) in %.1f s\n", model, adapter ? " + " : "",
+           adapter ? adapter : "", out,
+           mo.dtype == LT_DTYPE_KEEP ? "dtype kept" : lt_dtype_name(wd), lt_time_sec() - t0);
     if (verify) {
         lt_verify_result vr = {0};
         if (lt_model_load(out, &got, &err) ||

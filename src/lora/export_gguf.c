@@ -58,7 +58,9 @@ struct lt_gguf_kv {
     int n_keys, cap_keys;
 };
 
-lt_gguf_kv *lt_gguf_kv_new(void) { return lt_calloc(1, sizeof(lt_gguf_kv)); }
+lt_gguf_kv *lt_gguf_kv_new(void) {
+    return lt_calloc(1, sizeof(lt_gguf_kv));
+}
 
 void lt_gguf_kv_free(lt_gguf_kv *kv) {
     if (!kv) return;
@@ -118,7 +120,8 @@ static lt_status kv_begin(lt_gguf_kv *kv, const char *key, lt_gguf_type type, lt
     return kv->oom ? lt_err_set(err, LT_ERR_OOM, "gguf export: out of memory") : LT_OK;
 }
 static lt_status kv_done(lt_gguf_kv *kv, const char *key, lt_err *err) {
-    return kv->oom ? lt_err_set(err, LT_ERR_OOM, "gguf export: out of memory setting %s", key) : LT_OK;
+    return kv->oom ? lt_err_set(err, LT_ERR_OOM, "gguf export: out of memory setting %s", key)
+                   : LT_OK;
 }
 
 static lt_status kv_u32(lt_gguf_kv *kv, const char *key, uint32_t v, lt_err *err) {
@@ -245,7 +248,9 @@ static lt_status kv_copy(lt_gguf_kv *kv, const lt_gguf *g, const char *key, lt_e
 
 #define ALIGN 32
 
-static uint64_t pad_to(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+static uint64_t pad_to(uint64_t x, uint64_t a) {
+    return (x + a - 1) / a * a;
+}
 
 static void fpad(FILE *f, uint64_t *pos) {
     static const uint8_t zeros[ALIGN];
@@ -279,7 +284,8 @@ static lt_status gguf_write(const char *path, const lt_gguf_kv *kv, const lt_out
         LT_ASSERT(ok && t->ndim >= 1 && t->ndim <= 2 && strlen(t->name) < LT_GGUF_MAX_NAME);
         kb_str(&hdr, t->name, strlen(t->name));
         kb_u32(&hdr, (uint32_t)t->ndim);
-        for (int k = t->ndim - 1; k >= 0; k--) kb_u64(&hdr, (uint64_t)t->shape[k]); // ne[0] innermost
+        for (int k = t->ndim - 1; k >= 0; k--)
+            kb_u64(&hdr, (uint64_t)t->shape[k]); // ne[0] innermost
         kb_u32(&hdr, gt);
         kb_u64(&hdr, off);
         off += pad_to(t->nbytes, ALIGN);
@@ -358,7 +364,8 @@ static int32_t smap_get(const smap *m, const char *k, size_t n) {
     return -1;
 }
 
-static bool has_type(const cJSON *node, const char *type, const char *list_key, const cJSON **found) {
+static bool has_type(const cJSON *node, const char *type, const char *list_key,
+                     const cJSON **found) {
     if (!cJSON_IsObject(node)) return false;
     const char *t = lt_json_str(node, "type", "");
     if (!strcmp(t, type)) {
@@ -374,10 +381,12 @@ static bool has_type(const cJSON *node, const char *type, const char *list_key, 
 
 // The llama.cpp pre-tokenizer name (tokenizer.ggml.pre) for a byte-level BPE pre_tokenizer.
 static const char *detect_pre(const cJSON *pre) {
-    static const char *llama3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
-                                "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-    static const char *qwen2 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
-                               "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const char *llama3 =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+        "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const char *qwen2 =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+        "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
     const char *t = lt_json_str(pre, "type", "");
     if (!strcmp(t, "ByteLevel") && lt_json_bool(pre, "use_regex", true)) return "gpt-2";
     if (strcmp(t, "Sequence")) return NULL;
@@ -423,8 +432,10 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
         snprintf(path, sizeof path, "%s", tokenizer_json);
         snprintf(dir, sizeof dir, "%s", tokenizer_json);
         char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else snprintf(dir, sizeof dir, ".");
+        if (slash)
+            *slash = 0;
+        else
+            snprintf(dir, sizeof dir, ".");
     }
     cJSON *j = NULL, *cfg = NULL;
     smap ids = {0};
@@ -450,8 +461,10 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(j, "decoder");
     const char *mtype = lt_json_str(model, "type", "");
     if (strcmp(mtype, "BPE") || !cJSON_IsObject(vocab)) {
-        st = lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: tokenizer model \"%s\" has no GGUF form in "
-                        "loratune (supported: BPE, byte-level or SentencePiece-style)", path, mtype);
+        st = lt_err_set(err, LT_ERR_UNSUPPORTED,
+                        "%s: tokenizer model \"%s\" has no GGUF form in "
+                        "loratune (supported: BPE, byte-level or SentencePiece-style)",
+                        path, mtype);
         goto done;
     }
     bool byte_level = has_type(pre, "ByteLevel", "pretokenizers", NULL) ||
@@ -461,8 +474,10 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
     bool prepend = has_type(norm, "Prepend", "normalizers", NULL);
     bool spm = !byte_level && (lt_json_bool(model, "byte_fallback", false) || metaspace || prepend);
     if (!byte_level && !spm) {
-        st = lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: a BPE tokenizer that is neither byte-level "
-                        "nor SentencePiece-style has no llama.cpp vocabulary type", path);
+        st = lt_err_set(err, LT_ERR_UNSUPPORTED,
+                        "%s: a BPE tokenizer that is neither byte-level "
+                        "nor SentencePiece-style has no llama.cpp vocabulary type",
+                        path);
         goto done;
     }
     // ids
@@ -480,23 +495,28 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
     }
     cJSON_ArrayForEach(it, added) {
         int64_t id = lt_json_int(it, "id", -1);
-        if (id < 0 || id >= 1 << 24 || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(it, "content"))) {
-            st = lt_err_set(err, LT_ERR_FORMAT, "%s: an added token has no valid id or content", path);
+        if (id < 0 || id >= 1 << 24 ||
+            !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(it, "content"))) {
+            st = lt_err_set(err, LT_ERR_FORMAT, "%s: an added token has no valid id or content",
+                            path);
             goto done;
         }
         if (id > max_id) max_id = (int32_t)id;
     }
     if (max_id >= n_vocab) {
-        st = lt_err_set(err, LT_ERR_FORMAT, "%s: token id %d does not fit the model's vocabulary "
-                        "of %d rows", path, max_id, n_vocab);
+        st = lt_err_set(err, LT_ERR_FORMAT,
+                        "%s: token id %d does not fit the model's vocabulary "
+                        "of %d rows",
+                        path, max_id, n_vocab);
         goto done;
     }
     size_t N = (size_t)n_vocab;
     tok = lt_calloc(N, sizeof *tok);
     tlen = lt_calloc(N, sizeof *tlen);
     types = lt_calloc(N, sizeof *types);
-    owned = lt_calloc(N + (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(model, "merges")) + 1,
-                      sizeof *owned);
+    owned = lt_calloc(
+        N + (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(model, "merges")) + 1,
+        sizeof *owned);
     if (!tok || !tlen || !types || !owned || !smap_init(&ids, (size_t)(nv + na))) goto oom;
     cJSON_ArrayForEach(it, vocab) {
         int64_t id;
@@ -511,8 +531,8 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
         if (lt_json_bool(it, "lstrip", false) || lt_json_bool(it, "rstrip", false) ||
             lt_json_bool(it, "single_word", false))
             lt_warn("%s: added token \"%.40s\" strips neighbouring spaces or matches whole words "
-                    "only; GGUF vocabularies cannot say so, llama.cpp matches it anywhere", path,
-                    tok[id]);
+                    "only; GGUF vocabularies cannot say so, llama.cpp matches it anywhere",
+                    path, tok[id]);
     }
     for (size_t i = 0; i < N; i++) {
         if (!tok[i]) { // a hole, as convert_hf_to_gguf.py fills it
@@ -526,8 +546,9 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
         }
         tlen[i] = strlen(tok[i]);
     }
-    cJSON_ArrayForEach(it, added) smap_put(&ids, cJSON_GetObjectItemCaseSensitive(it, "content")->valuestring,
-                                           (int32_t)lt_json_int(it, "id", -1));
+    cJSON_ArrayForEach(it, added)
+        smap_put(&ids, cJSON_GetObjectItemCaseSensitive(it, "content")->valuestring,
+                 (int32_t)lt_json_int(it, "id", -1));
     cJSON_ArrayForEach(it, vocab) {
         int64_t id;
         lt_json_as_int(it, &id);
@@ -546,8 +567,10 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
         if (cJSON_IsString(it)) {
             merges[k++] = it->valuestring;
         } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 &&
-                   cJSON_IsString(cJSON_GetArrayItem(it, 0)) && cJSON_IsString(cJSON_GetArrayItem(it, 1))) {
-            const char *a = cJSON_GetArrayItem(it, 0)->valuestring, *b = cJSON_GetArrayItem(it, 1)->valuestring;
+                   cJSON_IsString(cJSON_GetArrayItem(it, 0)) &&
+                   cJSON_IsString(cJSON_GetArrayItem(it, 1))) {
+            const char *a = cJSON_GetArrayItem(it, 0)->valuestring,
+                       *b = cJSON_GetArrayItem(it, 1)->valuestring;
             size_t la = strlen(a), lb = strlen(b);
             char *s = lt_alloc(la + lb + 2);
             if (!s) goto oom;
@@ -557,16 +580,19 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
             owned[n_owned++] = s;
             merges[k++] = s;
         } else {
-            st = lt_err_set(err, LT_ERR_FORMAT, "%s: merge %d is neither \"a b\" nor [a, b]", path, k);
+            st = lt_err_set(err, LT_ERR_FORMAT, "%s: merge %d is neither \"a b\" nor [a, b]", path,
+                            k);
             goto done;
         }
     }
-    if ((st = kv_str(kv, "tokenizer.ggml.model", spm ? "llama" : "gpt2", spm ? 5 : 4, err))) goto done;
+    if ((st = kv_str(kv, "tokenizer.ggml.model", spm ? "llama" : "gpt2", spm ? 5 : 4, err)))
+        goto done;
     if (byte_level) {
         const char *p = detect_pre(pre);
         if (!p) {
             lt_warn("%s: pre-tokenizer not recognised as one of llama.cpp's; writing "
-                    "tokenizer.ggml.pre = \"default\" (GPT-2 splitting)", path);
+                    "tokenizer.ggml.pre = \"default\" (GPT-2 splitting)",
+                    path);
             p = "default";
         }
         if ((st = kv_str(kv, "tokenizer.ggml.pre", p, strlen(p), err))) goto done;
@@ -590,15 +616,19 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
             int32_t id = smap_get(&ids, buf, la + lb);
             if (id >= 0) scores[id] = -(float)r;
         }
-        if ((st = kv_arr(kv, "tokenizer.ggml.scores", LT_GGUF_TYPE_FLOAT32, scores, N, err))) goto done;
+        if ((st = kv_arr(kv, "tokenizer.ggml.scores", LT_GGUF_TYPE_FLOAT32, scores, N, err)))
+            goto done;
     }
-    if ((st = kv_arr(kv, "tokenizer.ggml.token_type", LT_GGUF_TYPE_INT32, types, N, err))) goto done;
-    if (!spm && (st = kv_arr_str(kv, "tokenizer.ggml.merges", merges, NULL, (uint64_t)n_merges, err)))
+    if ((st = kv_arr(kv, "tokenizer.ggml.token_type", LT_GGUF_TYPE_INT32, types, N, err)))
+        goto done;
+    if (!spm &&
+        (st = kv_arr_str(kv, "tokenizer.ggml.merges", merges, NULL, (uint64_t)n_merges, err)))
         goto done;
     if (spm) {
         bool space = prepend;
-        if (meta) space = strcmp(lt_json_str(meta, "prepend_scheme", "always"), "never") != 0 &&
-                          lt_json_bool(meta, "add_prefix_space", true);
+        if (meta)
+            space = strcmp(lt_json_str(meta, "prepend_scheme", "always"), "never") != 0 &&
+                    lt_json_bool(meta, "add_prefix_space", true);
         if ((st = kv_bool(kv, "tokenizer.ggml.add_space_prefix", space, err))) goto done;
     }
     // add_bos / add_eos: the config's flags, else what the post-processor template adds
@@ -609,8 +639,10 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
     if (has_type(post, "TemplateProcessing", "processors", &tp)) {
         const cJSON *single = cJSON_GetObjectItemCaseSensitive(tp, "single");
         int ns = cJSON_GetArraySize(single);
-        const cJSON *first = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, 0), "SpecialToken");
-        const cJSON *last = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, ns - 1), "SpecialToken");
+        const cJSON *first =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, 0), "SpecialToken");
+        const cJSON *last =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, ns - 1), "SpecialToken");
         const char *fid = lt_json_str(first, "id", NULL), *lid = lt_json_str(last, "id", NULL);
         add_bos = ns > 0 && first;
         add_eos = ns > 1 && last;
@@ -635,8 +667,10 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
     for (int s = 0; s < 4; s++) {
         bool present = false;
         int32_t id = cfg ? special_id(cfg, skeys[s], &ids, &present) : -1;
-        if (!present && fallback[s] >= 0 && fallback[s] < n_vocab) id = fallback[s];
-        else if (!present && from_tmpl[s] >= 0) id = from_tmpl[s];
+        if (!present && fallback[s] >= 0 && fallback[s] < n_vocab)
+            id = fallback[s];
+        else if (!present && from_tmpl[s] >= 0)
+            id = from_tmpl[s];
         for (int g = 0; !present && id < 0 && guess[s][g]; g++)
             id = smap_get(&ids, guess[s][g], strlen(guess[s][g]));
         if (id >= 0 && (st = kv_u32(kv, gkeys[s], (uint32_t)id, err))) goto done;
@@ -650,7 +684,8 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
     // chat_template.jinja file beside tokenizer.json (newer transformers)
     const char *tmpl = NULL;
     const cJSON *ct = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
-    if (cJSON_IsString(ct)) tmpl = ct->valuestring;
+    if (cJSON_IsString(ct))
+        tmpl = ct->valuestring;
     else if (cJSON_IsArray(ct)) {
         cJSON_ArrayForEach(it, ct) {
             const char *nm = lt_json_str(it, "name", ""), *tt = lt_json_str(it, "template", NULL);
@@ -658,7 +693,8 @@ lt_status lt_gguf_kv_tokenizer_hf(lt_gguf_kv *kv, const char *tokenizer_json, in
         }
     }
     char tpath[4096];
-    if (!tmpl && lt_path_join(tpath, sizeof tpath, dir, "chat_template.jinja") && lt_file_exists(tpath)) {
+    if (!tmpl && lt_path_join(tpath, sizeof tpath, dir, "chat_template.jinja") &&
+        lt_file_exists(tpath)) {
         size_t tn;
         if ((st = lt_read_file(tpath, &tmpl_file, &tn, err))) goto done;
         tmpl = tmpl_file;
@@ -689,10 +725,10 @@ done:
 #define GPT2_RE_HF                                                                                 \
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 #define LLAMA3_RE_HF                                                                               \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "                    \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "                     \
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 #define QWEN2_RE_HF                                                                                \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "                         \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "                          \
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
 static cJSON *byte_level(bool use_regex, bool prefix, bool trim) {
@@ -766,16 +802,20 @@ lt_status lt_gguf_tokenizer_to_hf(const lt_gguf *g, int max_len, char **tokenize
     lt_status st;
     if ((st = lt_gguf_get_str(g, "tokenizer.ggml.model", &model, NULL, err))) return st;
     if (strcmp(model, "gpt2"))
-        return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model \"%s\": loratune writes "
-                          "tokenizer.json only for byte-level BPE (\"gpt2\") vocabularies", path, model);
+        return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                          "%s: tokenizer.ggml.model \"%s\": loratune writes "
+                          "tokenizer.json only for byte-level BPE (\"gpt2\") vocabularies",
+                          path, model);
     if (lt_gguf_find_key(g, "tokenizer.ggml.pre") >= 0 &&
         (st = lt_gguf_get_str(g, "tokenizer.ggml.pre", &pre, NULL, err)))
         return st;
     bool ignore_merges;
     cJSON *pt = pre_for(pre, &ignore_merges);
     if (!pt)
-        return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre \"%s\" has no tokenizer.json "
-                          "pre-tokenizer in loratune", path, pre);
+        return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                          "%s: tokenizer.ggml.pre \"%s\" has no tokenizer.json "
+                          "pre-tokenizer in loratune",
+                          path, pre);
     lt_gguf_type et;
     uint64_t n = 0, nm = 0;
     int32_t *types = NULL;
@@ -790,7 +830,8 @@ lt_status lt_gguf_tokenizer_to_hf(const lt_gguf *g, int max_len, char **tokenize
     cJSON_AddItemToObject(j, "pre_tokenizer", pt);
     if ((st = lt_gguf_get_arr_info(g, "tokenizer.ggml.tokens", &et, &n, err))) goto done;
     if (et != LT_GGUF_TYPE_STRING || n == 0 || n > (1u << 24)) {
-        st = lt_err_set(err, LT_ERR_FORMAT, "%s: tokenizer.ggml.tokens is not a list of strings", path);
+        st = lt_err_set(err, LT_ERR_FORMAT, "%s: tokenizer.ggml.tokens is not a list of strings",
+                        path);
         goto done;
     }
     types = lt_calloc((size_t)n, sizeof *types);
@@ -800,17 +841,20 @@ lt_status lt_gguf_tokenizer_to_hf(const lt_gguf *g, int max_len, char **tokenize
         uint64_t tn;
         if ((st = lt_gguf_get_arr_info(g, "tokenizer.ggml.token_type", &et, &tn, err))) goto done;
         if (tn != n || (et != LT_GGUF_TYPE_INT32 && et != LT_GGUF_TYPE_UINT32)) {
-            st = lt_err_set(err, LT_ERR_FORMAT, "%s: tokenizer.ggml.token_type does not match the tokens", path);
+            st = lt_err_set(err, LT_ERR_FORMAT,
+                            "%s: tokenizer.ggml.token_type does not match the tokens", path);
             goto done;
         }
-        if ((st = lt_gguf_get_arr_data(g, "tokenizer.ggml.token_type", et, types, n, err))) goto done;
+        if ((st = lt_gguf_get_arr_data(g, "tokenizer.ggml.token_type", et, types, n, err)))
+            goto done;
     }
     for (uint64_t i = 0; i < n; i++) {
         const char *t;
         size_t len;
         if ((st = lt_gguf_get_arr_str(g, "tokenizer.ggml.tokens", i, &t, &len, err))) goto done;
         if (strlen(t) != len) {
-            st = lt_err_set(err, LT_ERR_FORMAT, "%s: token %llu holds a NUL byte", path, (unsigned long long)i);
+            st = lt_err_set(err, LT_ERR_FORMAT, "%s: token %llu holds a NUL byte", path,
+                            (unsigned long long)i);
             goto done;
         }
         if (smap_get(&seen, t, len) < 0) { // a string listed twice keeps its first id
@@ -838,8 +882,10 @@ lt_status lt_gguf_tokenizer_to_hf(const lt_gguf *g, int max_len, char **tokenize
         }
     }
     // special tokens and what the post-processor adds
-    int32_t ids[4] = {opt_u32(g, "tokenizer.ggml.bos_token_id"), opt_u32(g, "tokenizer.ggml.eos_token_id"),
-                      opt_u32(g, "tokenizer.ggml.padding_token_id"), opt_u32(g, "tokenizer.ggml.unknown_token_id")};
+    int32_t ids[4] = {opt_u32(g, "tokenizer.ggml.bos_token_id"),
+                      opt_u32(g, "tokenizer.ggml.eos_token_id"),
+                      opt_u32(g, "tokenizer.ggml.padding_token_id"),
+                      opt_u32(g, "tokenizer.ggml.unknown_token_id")};
     bool add_bos = false, add_eos = false;
     if (lt_gguf_find_key(g, "tokenizer.ggml.add_bos_token") >= 0)
         lt_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, NULL);
@@ -848,10 +894,11 @@ lt_status lt_gguf_tokenizer_to_hf(const lt_gguf *g, int max_len, char **tokenize
     const char *names[4] = {NULL, NULL, NULL, NULL};
     for (int k = 0; k < 4; k++)
         if (ids[k] >= 0 && (uint64_t)ids[k] < n)
-            lt_gguf_get_arr_str(g, "tokenizer.ggml.tokens", (uint64_t)ids[k], &names[k], NULL, NULL);
+            lt_gguf_get_arr_str(g, "tokenizer.ggml.tokens", (uint64_t)ids[k], &names[k], NULL,
+                                NULL);
     if ((add_bos && names[0]) || (add_eos && names[1])) {
-        cJSON *tp = cJSON_CreateObject(), *single = cJSON_CreateArray(), *pair = cJSON_CreateArray(),
-              *sp = cJSON_CreateObject();
+        cJSON *tp = cJSON_CreateObject(), *single = cJSON_CreateArray(),
+              *pair = cJSON_CreateArray(), *sp = cJSON_CreateObject();
         cJSON_AddStringToObject(tp, "type", "TemplateProcessing");
         for (int side = 0; side < 2; side++) { // single, then pair
             cJSON *arr = side ? pair : single;
@@ -879,8 +926,11 @@ lt_status lt_gguf_tokenizer_to_hf(const lt_gguf *g, int max_len, char **tokenize
             }
         }
         for (int k = 0; k < 2; k++) {
-            if (!(k ? add_eos : add_bos) || !names[k] || cJSON_GetObjectItemCaseSensitive(sp, names[k])) continue;
-            cJSON *o = cJSON_CreateObject(), *idsj = cJSON_CreateArray(), *toks = cJSON_CreateArray();
+            if (!(k ? add_eos : add_bos) || !names[k] ||
+                cJSON_GetObjectItemCaseSensitive(sp, names[k]))
+                continue;
+            cJSON *o = cJSON_CreateObject(), *idsj = cJSON_CreateArray(),
+                  *toks = cJSON_CreateArray();
             cJSON_AddStringToObject(o, "id", names[k]);
             cJSON_AddItemToArray(idsj, cJSON_CreateNumber(ids[k]));
             cJSON_AddItemToArray(toks, cJSON_CreateString(names[k]));
@@ -914,8 +964,10 @@ lt_status lt_gguf_tokenizer_to_hf(const lt_gguf *g, int max_len, char **tokenize
     cJSON_AddBoolToObject(cfg, "add_eos_token", add_eos);
     const char *ck[4] = {"bos_token", "eos_token", "pad_token", "unk_token"};
     for (int k = 0; k < 4; k++) {
-        if (names[k]) cJSON_AddStringToObject(cfg, ck[k], names[k]);
-        else cJSON_AddNullToObject(cfg, ck[k]);
+        if (names[k])
+            cJSON_AddStringToObject(cfg, ck[k], names[k]);
+        else
+            cJSON_AddNullToObject(cfg, ck[k]);
     }
     const char *tmpl;
     if (lt_gguf_find_key(g, "tokenizer.chat_template") >= 0 &&
@@ -954,7 +1006,8 @@ static const char *gguf_arch(const lt_model *m) {
     return !strcmp(m->arch.model_type, "qwen2") ? "qwen2" : "llama";
 }
 
-static lt_status arch_u32(lt_gguf_kv *kv, const char *arch, const char *key, uint32_t v, lt_err *err) {
+static lt_status arch_u32(lt_gguf_kv *kv, const char *arch, const char *key, uint32_t v,
+                          lt_err *err) {
     char k[128];
     snprintf(k, sizeof k, "%s.%s", arch, key);
     return kv_u32(kv, k, v, err);
@@ -967,11 +1020,16 @@ static lt_status arch_f32(lt_gguf_kv *kv, const char *arch, const char *key, flo
 
 static uint32_t file_type(lt_dtype d) {
     switch (d) { // gguf-py LlamaFileType
-    case LT_DTYPE_F32: return 0;
-    case LT_DTYPE_F16: return 1;
-    case LT_DTYPE_Q8_0: return 7;
-    case LT_DTYPE_BF16: return 32;
-    default: return 0;
+    case LT_DTYPE_F32:
+        return 0;
+    case LT_DTYPE_F16:
+        return 1;
+    case LT_DTYPE_Q8_0:
+        return 7;
+    case LT_DTYPE_BF16:
+        return 32;
+    default:
+        return 0;
     }
 }
 
@@ -997,12 +1055,16 @@ lt_status lt_export_gguf(lt_model *m, const char *base_path, const char *out_pat
     const char *arch = gguf_arch(m);
     bool llama = !strcmp(arch, "llama");
     if (c->rot_dim != c->head_dim)
-        return lt_err_set(err, LT_ERR_UNSUPPORTED, "export: partial rotary (%d of %d dims) is not "
-                          "supported for %s", c->rot_dim, c->head_dim, arch);
+        return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                          "export: partial rotary (%d of %d dims) is not "
+                          "supported for %s",
+                          c->rot_dim, c->head_dim, arch);
     if (c->sliding_window > 0)
-        lt_warn("export: %s uses a sliding window of %d tokens; llama.cpp's %s graph attends to the "
-                "whole context (as convert_hf_to_gguf.py writes mistral), so outputs differ past "
-                "%d tokens", m->arch.model_type, c->sliding_window, arch, c->sliding_window);
+        lt_warn(
+            "export: %s uses a sliding window of %d tokens; llama.cpp's %s graph attends to the "
+            "whole context (as convert_hf_to_gguf.py writes mistral), so outputs differ past "
+            "%d tokens",
+            m->arch.model_type, c->sliding_window, arch, c->sliding_window);
     lt_gguf_kv *kv = lt_gguf_kv_new();
     int n_mt = lt_model_tensors(m, NULL, 0);
     lt_model_tensor *mt = lt_calloc((size_t)n_mt, sizeof *mt);
@@ -1027,7 +1089,8 @@ lt_status lt_export_gguf(lt_model *m, const char *base_path, const char *out_pat
         t->shape[1] = s->cols;
         t->nbytes = lt_dtype_nbytes(d, s->rows * s->cols);
         t->src = *s;
-        if (llama && (s->mod == LT_MOD_Q || s->mod == LT_MOD_K)) t->perm_hs = c->head_dim;
+        if (llama && (s->mod == LT_MOD_Q || s->mod == LT_MOD_K))
+            t->perm_hs = c->head_dim;
         else if (!vec && s->w->dtype == d && !(s->lin && s->lin->lora))
             t->raw = s->w->data; // unchanged, already in the output dtype
     }
@@ -1035,8 +1098,10 @@ lt_status lt_export_gguf(lt_model *m, const char *base_path, const char *out_pat
         lt_info("export: %d tensors with rows not a multiple of 32 written as F16", n_fallback);
     // general
     char name[256];
-    if (o->name) snprintf(name, sizeof name, "%s", o->name);
-    else base_name(base_path, name, sizeof name);
+    if (o->name)
+        snprintf(name, sizeof name, "%s", o->name);
+    else
+        base_name(base_path, name, sizeof name);
     if ((st = kv_str(kv, "general.architecture", arch, strlen(arch), err)) ||
         (st = kv_str(kv, "general.type", "model", 5, err)) ||
         (st = kv_str(kv, "general.name", name, strlen(name), err)) ||
@@ -1083,8 +1148,9 @@ lt_status lt_export_gguf(lt_model *m, const char *base_path, const char *out_pat
                 goto done;
             }
         } else {
-            lt_warn("export: %s has no tokenizer.json; the GGUF has no vocabulary (give --tokenizer)",
-                    base_path);
+            lt_warn(
+                "export: %s has no tokenizer.json; the GGUF has no vocabulary (give --tokenizer)",
+                base_path);
         }
     }
     lt_info("writing %s (%d tensors, %s)", out_path, n_mt, lt_dtype_name(D));
@@ -1124,10 +1190,12 @@ lt_status lt_export_gguf_lora(const lt_model *m, const lt_adapter *a, const char
                               lt_dtype dtype, lt_err *err) {
     lt_dtype D = dtype == LT_DTYPE_KEEP ? LT_DTYPE_F32 : dtype;
     if (D != LT_DTYPE_F32 && D != LT_DTYPE_F16 && D != LT_DTYPE_BF16)
-        return lt_err_set(err, LT_ERR_ARG, "export gguf-lora: dtype %s is not one of f32, f16, bf16",
+        return lt_err_set(err, LT_ERR_ARG,
+                          "export gguf-lora: dtype %s is not one of f32, f16, bf16",
                           lt_dtype_name(D));
     if (a->n_labels > 0)
-        return lt_err_set(err, LT_ERR_UNSUPPORTED, "export gguf-lora: the adapter has a "
+        return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                          "export gguf-lora: the adapter has a "
                           "classification head (%d labels), which llama.cpp LoRA files cannot hold",
                           a->n_labels);
     const char *arch = gguf_arch(m);
@@ -1143,19 +1211,25 @@ lt_status lt_export_gguf_lora(const lt_model *m, const lt_adapter *a, const char
         const lt_lora_mod *mod = &a->mods[i];
         int l, k;
         if (!mod_location(m, mod, &l, &k)) {
-            st = lt_err_set(err, LT_ERR_ARG, "export gguf-lora: module %d is not attached to this "
-                            "model", i);
+            st = lt_err_set(err, LT_ERR_ARG,
+                            "export gguf-lora: module %d is not attached to this "
+                            "model",
+                            i);
             goto done;
         }
         if (k == LT_MOD_LM_HEAD && m->arch.tied_head) {
-            st = lt_err_set(err, LT_ERR_UNSUPPORTED, "export gguf-lora: the adapter targets lm_head, "
-                            "which this model ties to the embedding; llama.cpp has no output.weight "
-                            "to apply it to (merge it instead: loratune export --format gguf)");
+            st =
+                lt_err_set(err, LT_ERR_UNSUPPORTED,
+                           "export gguf-lora: the adapter targets lm_head, "
+                           "which this model ties to the embedding; llama.cpp has no output.weight "
+                           "to apply it to (merge it instead: loratune export --format gguf)");
             goto done;
         }
         char base[64];
-        if (k == LT_MOD_LM_HEAD) snprintf(base, sizeof base, "output.weight");
-        else snprintf(base, sizeof base, "blk.%d.%s.weight", l, gguf_mod_name(k));
+        if (k == LT_MOD_LM_HEAD)
+            snprintf(base, sizeof base, "output.weight");
+        else
+            snprintf(base, sizeof base, "blk.%d.%s.weight", l, gguf_mod_name(k));
         for (int b = 0; b < 2; b++) {
             lt_out_tensor *t = &ts[2 * i + b];
             int64_t rows = b ? mod->out : mod->r, cols = b ? mod->r : mod->in;
@@ -1167,8 +1241,10 @@ lt_status lt_export_gguf_lora(const lt_model *m, const lt_adapter *a, const char
             t->src.rows = rows, t->src.cols = cols;
             t->own_mat = true;
             lt_mat_init(&t->mat, LT_DTYPE_F32, rows, cols, b ? mod->B : mod->A);
-            if (b && llama && (k == LT_MOD_Q || k == LT_MOD_K)) t->perm_hs = m->cfg.head_dim;
-            else if (D == LT_DTYPE_F32) t->raw = b ? (const void *)mod->B : (const void *)mod->A;
+            if (b && llama && (k == LT_MOD_Q || k == LT_MOD_K))
+                t->perm_hs = m->cfg.head_dim;
+            else if (D == LT_DTYPE_F32)
+                t->raw = b ? (const void *)mod->B : (const void *)mod->A;
         }
     }
     // llama.cpp scales by alpha / r; rsLoRA's alpha / sqrt(r) is alpha * sqrt(r) / r
@@ -1200,13 +1276,15 @@ static bool parse_lora_base(const lt_model *m, const char *name, size_t n, int *
     if (n < 5 || strncmp(name, "blk.", 4)) return false;
     const char *p = name + 4;
     int l = 0, digits = 0;
-    while (p < name + n && *p >= '0' && *p <= '9' && digits < 7) l = l * 10 + (*p++ - '0'), digits++;
+    while (p < name + n && *p >= '0' && *p <= '9' && digits < 7)
+        l = l * 10 + (*p++ - '0'), digits++;
     if (!digits || p >= name + n || *p != '.' || l >= m->cfg.n_layer) return false;
     p++;
     for (int k = 0; k < LT_MOD_PER_LAYER; k++) {
         const char *g = gguf_mod_name(k);
         size_t gl = strlen(g);
-        if ((size_t)(name + n - p) == gl + 7 && !strncmp(p, g, gl) && !strncmp(p + gl, ".weight", 7)) {
+        if ((size_t)(name + n - p) == gl + 7 && !strncmp(p, g, gl) &&
+            !strncmp(p + gl, ".weight", 7)) {
             *layer = l, *kind = k;
             return true;
         }
@@ -1224,7 +1302,8 @@ lt_status lt_adapter_load_gguf_lora(lt_model *m, const char *path, lt_adapter **
     if (lt_gguf_find_key(g, "general.type") >= 0) {
         if ((st = lt_gguf_get_str(g, "general.type", &s, NULL, err))) goto fail;
         if (strcmp(s, "adapter")) {
-            st = lt_err_set(err, LT_ERR_FORMAT, "%s: general.type is \"%s\", not \"adapter\"", path, s);
+            st = lt_err_set(err, LT_ERR_FORMAT, "%s: general.type is \"%s\", not \"adapter\"", path,
+                            s);
             goto fail;
         }
     }
@@ -1253,22 +1332,29 @@ lt_status lt_adapter_load_gguf_lora(lt_model *m, const char *path, lt_adapter **
         bool is_b = n > 7 && !strcmp(t->name + n - 7, ".lora_b");
         if (!(n > 7 && (is_b || !strcmp(t->name + n - 7, ".lora_a"))) ||
             !parse_lora_base(m, t->name, n - 7, &l, &k)) {
-            st = lt_err_set(err, LT_ERR_FORMAT, "%s: tensor %s is not a LoRA tensor of a projection "
-                            "loratune adapts (blk.N.attn_q.weight.lora_a, ...)", path, t->name);
+            st = lt_err_set(err, LT_ERR_FORMAT,
+                            "%s: tensor %s is not a LoRA tensor of a projection "
+                            "loratune adapts (blk.N.attn_q.weight.lora_a, ...)",
+                            path, t->name);
             goto fail;
         }
-        if (t->n_dims != 2 || !(t->dtype == LT_DTYPE_F32 || t->dtype == LT_DTYPE_F16 ||
-                                t->dtype == LT_DTYPE_BF16)) {
-            st = lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: tensor %s must be a 2-D f32/f16/bf16 "
-                            "matrix (found %d dims, %s)", path, t->name, t->n_dims,
-                            lt_ggml_type_name(t->ggml_type) ? lt_ggml_type_name(t->ggml_type) : "?");
+        if (t->n_dims != 2 ||
+            !(t->dtype == LT_DTYPE_F32 || t->dtype == LT_DTYPE_F16 || t->dtype == LT_DTYPE_BF16)) {
+            st =
+                lt_err_set(err, LT_ERR_UNSUPPORTED,
+                           "%s: tensor %s must be a 2-D f32/f16/bf16 "
+                           "matrix (found %d dims, %s)",
+                           path, t->name, t->n_dims,
+                           lt_ggml_type_name(t->ggml_type) ? lt_ggml_type_name(t->ggml_type) : "?");
             goto fail;
         }
         int tr = (int)(is_b ? t->shape[1] : t->shape[0]);
         if (r < 0) r = tr;
         if (tr != r || r <= 0) {
-            st = lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: tensor %s has rank %d, others %d (one rank "
-                            "per adapter is supported)", path, t->name, tr, r);
+            st = lt_err_set(err, LT_ERR_UNSUPPORTED,
+                            "%s: tensor %s has rank %d, others %d (one rank "
+                            "per adapter is supported)",
+                            path, t->name, tr, r);
             goto fail;
         }
         cfg.targets |= 1u << k;
@@ -1286,7 +1372,8 @@ lt_status lt_adapter_load_gguf_lora(lt_model *m, const char *path, lt_adapter **
     cfg.alpha = alpha > 0 ? (float)alpha : (float)r; // alpha 0: llama.cpp applies scale 1
     if ((st = lt_adapter_new(m, &cfg, 0, &a, err))) goto fail;
     if (nt != 2 * a->n_mod) {
-        st = lt_err_set(err, LT_ERR_FORMAT, "%s: %lld tensors, but the modules they name need %d "
+        st = lt_err_set(err, LT_ERR_FORMAT,
+                        "%s: %lld tensors, but the modules they name need %d "
                         "(lora_a and lora_b of each targeted projection in every adapted layer)",
                         path, (long long)nt, 2 * a->n_mod);
         goto fail;
@@ -1298,8 +1385,11 @@ lt_status lt_adapter_load_gguf_lora(lt_model *m, const char *path, lt_adapter **
         mod_location(m, mod, &l, &k);
         for (int b = 0; b < 2; b++) {
             char name[96];
-            if (k == LT_MOD_LM_HEAD) snprintf(name, sizeof name, "output.weight.lora_%c", b ? 'b' : 'a');
-            else snprintf(name, sizeof name, "blk.%d.%s.weight.lora_%c", l, gguf_mod_name(k), b ? 'b' : 'a');
+            if (k == LT_MOD_LM_HEAD)
+                snprintf(name, sizeof name, "output.weight.lora_%c", b ? 'b' : 'a');
+            else
+                snprintf(name, sizeof name, "blk.%d.%s.weight.lora_%c", l, gguf_mod_name(k),
+                         b ? 'b' : 'a');
             const lt_gguf_tensor *t = lt_gguf_find_tensor(g, name);
             int64_t rows = b ? mod->out : mod->r, cols = b ? mod->r : mod->in;
             if (!t) {
@@ -1307,9 +1397,11 @@ lt_status lt_adapter_load_gguf_lora(lt_model *m, const char *path, lt_adapter **
                 goto fail;
             }
             if (t->shape[0] != rows || t->shape[1] != cols) {
-                st = lt_err_set(err, LT_ERR_SHAPE, "%s: tensor %s has shape [%lld, %lld], expected "
-                                "[%lld, %lld]", path, name, (long long)t->shape[0],
-                                (long long)t->shape[1], (long long)rows, (long long)cols);
+                st = lt_err_set(err, LT_ERR_SHAPE,
+                                "%s: tensor %s has shape [%lld, %lld], expected "
+                                "[%lld, %lld]",
+                                path, name, (long long)t->shape[0], (long long)t->shape[1],
+                                (long long)rows, (long long)cols);
                 goto fail;
             }
             float *dst = b ? mod->B : mod->A;
@@ -1319,8 +1411,8 @@ lt_status lt_adapter_load_gguf_lora(lt_model *m, const char *path, lt_adapter **
                     goto fail;
                 }
                 lt_to_f32(t->dtype, t->data, tmp, rows * cols);
-                lt_model_unpermute_rope_rows(dst, tmp, (int)(rows / m->cfg.head_dim), m->cfg.head_dim,
-                                             sizeof(float) * (size_t)cols);
+                lt_model_unpermute_rope_rows(dst, tmp, (int)(rows / m->cfg.head_dim),
+                                             m->cfg.head_dim, sizeof(float) * (size_t)cols);
                 lt_free(tmp);
                 tmp = NULL;
             } else {

@@ -78,16 +78,18 @@ lt_status lt_out_tensor_write(FILE *f, const lt_out_tensor *t, lt_out_scratch *s
         const float *vals = scr->buf;
         if (t->perm_hs > 0) {
             if (rows == 1) // a bias: permute its elements
-                lt_model_permute_rope_rows(scr->buf2, scr->buf, (int)(cols / t->perm_hs), t->perm_hs,
-                                           sizeof(float));
+                lt_model_permute_rope_rows(scr->buf2, scr->buf, (int)(cols / t->perm_hs),
+                                           t->perm_hs, sizeof(float));
             else
                 lt_model_permute_rope_rows(scr->buf2, scr->buf, (int)(n / t->perm_hs), t->perm_hs,
                                            sizeof(float) * (size_t)cols);
             vals = scr->buf2;
         }
         size_t nb = lt_dtype_nbytes(t->dtype, cnt);
-        if (t->dtype == LT_DTYPE_Q8_0) lt_quantize_q8_0(vals, scr->enc, cnt);
-        else lt_from_f32(t->dtype, vals, scr->enc, cnt);
+        if (t->dtype == LT_DTYPE_Q8_0)
+            lt_quantize_q8_0(vals, scr->enc, cnt);
+        else
+            lt_from_f32(t->dtype, vals, scr->enc, cnt);
         if (nb && fwrite(scr->enc, 1, nb, f) != nb)
             return lt_err_set(err, LT_ERR_IO, "writing tensor %s: %s", t->name, strerror(errno));
         written += nb;
@@ -160,7 +162,9 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     b->n += n;
     b->p[b->n] = 0;
 }
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void sb_puts(sbuf *b, const char *s) {
+    sb_put(b, s, strlen(s));
+}
 static void sb_printf(sbuf *b, const char *fmt, ...) LT_PRINTF(2, 3);
 static void sb_printf(sbuf *b, const char *fmt, ...) {
     char tmp[256];
@@ -168,8 +172,10 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
     va_start(ap, fmt);
     int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (k < 0 || (size_t)k >= sizeof tmp) b->oom = true;
-    else sb_put(b, tmp, (size_t)k);
+    if (k < 0 || (size_t)k >= sizeof tmp)
+        b->oom = true;
+    else
+        sb_put(b, tmp, (size_t)k);
 }
 static void sb_json_str(sbuf *b, const char *s) {
     sb_puts(b, "\"");
@@ -224,8 +230,10 @@ static void afiles_abort(afiles *fs) {
 static lt_status afiles_commit(afiles *fs, lt_err *err) {
     lt_status st = LT_OK;
     for (int i = 0; i < fs->n; i++) {
-        if (!st) st = lt_afile_commit(&fs->files[i], err);
-        else lt_afile_abort(&fs->files[i]);
+        if (!st)
+            st = lt_afile_commit(&fs->files[i], err);
+        else
+            lt_afile_abort(&fs->files[i]);
     }
     lt_free(fs->files);
     memset(fs, 0, sizeof *fs);
@@ -276,7 +284,8 @@ static lt_status write_st_file(afiles *fs, const char *path, const lt_out_tensor
         sb_json_str(&h, t->name);
         sb_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", lt_dtype_name(t->dtype));
         for (int k = 0; k < t->ndim; k++) sb_printf(&h, k ? ",%" PRId64 : "%" PRId64, t->shape[k]);
-        sb_printf(&h, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off, off + (uint64_t)t->nbytes);
+        sb_printf(&h, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off,
+                  off + (uint64_t)t->nbytes);
         off += t->nbytes;
     }
     sb_puts(&h, "}");
@@ -305,10 +314,14 @@ static lt_status write_st_file(afiles *fs, const char *path, const lt_out_tensor
 
 static const char *torch_dtype_name(lt_dtype d) {
     switch (d) {
-    case LT_DTYPE_F32: return "float32";
-    case LT_DTYPE_F16: return "float16";
-    case LT_DTYPE_BF16: return "bfloat16";
-    default: return "float32";
+    case LT_DTYPE_F32:
+        return "float32";
+    case LT_DTYPE_F16:
+        return "float16";
+    case LT_DTYPE_BF16:
+        return "bfloat16";
+    default:
+        return "float32";
     }
 }
 
@@ -325,7 +338,8 @@ static lt_status plan_add(lt_out_tensor **ts, int *n, int *cap, lt_out_tensor **
 }
 
 // Fills name/dtype/shape/nbytes of a tensor produced from its model source.
-static void set_out(lt_out_tensor *t, const char *name, lt_dtype d, int ndim, int64_t r, int64_t c) {
+static void set_out(lt_out_tensor *t, const char *name, lt_dtype d, int ndim, int64_t r,
+                    int64_t c) {
     snprintf(t->name, sizeof t->name, "%s", name);
     t->dtype = d;
     t->ndim = ndim;
@@ -361,8 +375,10 @@ static lt_status plan_hf(lt_model *m, const lt_merge_opts *o, const lt_model_ten
         t->ndim = s->ndim;
         for (int k = 0; k < s->ndim && k < 2; k++) t->shape[k] = s->shape[k];
         if (s->ndim > 2)
-            return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: tensor %s has %d dimensions (merge "
-                              "writes up to 2)", lt_st_set_file_of(m->st, s->name), s->name, s->ndim);
+            return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                              "%s: tensor %s has %d dimensions (merge "
+                              "writes up to 2)",
+                              lt_st_set_file_of(m->st, s->name), s->name, s->ndim);
         t->nbytes = lt_dtype_nbytes(d, s->numel);
         if (src) {
             t->src = *src;
@@ -370,14 +386,16 @@ static lt_status plan_hf(lt_model *m, const lt_merge_opts *o, const lt_model_ten
             t->raw = s->data;
             t->nbytes = s->nbytes;
         } else if (!view_st_tensor(t, s)) {
-            return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s: tensor %s (%s) cannot be converted to %s",
+            return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                              "%s: tensor %s (%s) cannot be converted to %s",
                               lt_st_set_file_of(m->st, s->name), s->name, lt_dtype_name(s->dtype),
                               lt_dtype_name(d));
         }
     }
     // a tied head with LoRA becomes its own lm_head.weight
     for (int k = 0; k < n_mt; k++)
-        if (mt[k].mod == LT_MOD_LM_HEAD && m->arch.tied_head && !lt_st_set_find(m->st, "lm_head.weight")) {
+        if (mt[k].mod == LT_MOD_LM_HEAD && m->arch.tied_head &&
+            !lt_st_set_find(m->st, "lm_head.weight")) {
             lt_out_tensor *t;
             if ((st = plan_add(ts, n, cap, &t, err))) return st;
             lt_dtype d = o->dtype != LT_DTYPE_KEEP ? o->dtype : mt[k].w->dtype;
@@ -412,8 +430,10 @@ static lt_dtype keep_dtype(const lt_model_tensor *mt, int n_mt) {
         if (!mt[k].w) continue;
         lt_dtype x = mt[k].w->dtype;
         if (x != LT_DTYPE_F16 && x != LT_DTYPE_BF16) return LT_DTYPE_F32;
-        if (d == LT_DTYPE_COUNT) d = x;
-        else if (d != x) return LT_DTYPE_F32;
+        if (d == LT_DTYPE_COUNT)
+            d = x;
+        else if (d != x)
+            return LT_DTYPE_F32;
     }
     return d == LT_DTYPE_COUNT ? LT_DTYPE_F32 : d;
 }
@@ -507,9 +527,15 @@ done:
 }
 
 static const char *tokenizer_files[] = {
-    "tokenizer.json",    "tokenizer_config.json", "special_tokens_map.json",
-    "generation_config.json", "tokenizer.model", "chat_template.jinja",
-    "vocab.json",        "merges.txt",            "added_tokens.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "generation_config.json",
+    "tokenizer.model",
+    "chat_template.jinja",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
 };
 
 // Weight files an earlier run left in out_dir that do not belong to what was just written: a
@@ -548,8 +574,10 @@ lt_status lt_merge_save_hf(lt_model *m, const char *base_path, const char *out_d
                           lt_dtype_name(opts.dtype));
     bool hf = m->st != NULL;
     if (hf && lt_file_exists(out_dir) && same_dir(out_dir, base_path))
-        return lt_err_set(err, LT_ERR_ARG, "merge: the output directory %s is the base model's "
-                          "directory; choose another --out", out_dir);
+        return lt_err_set(err, LT_ERR_ARG,
+                          "merge: the output directory %s is the base model's "
+                          "directory; choose another --out",
+                          out_dir);
     int n_mt = lt_model_tensors(m, NULL, 0);
     lt_model_tensor *mt = lt_calloc((size_t)n_mt, sizeof *mt);
     lt_out_tensor *ts = NULL;
@@ -609,8 +637,10 @@ lt_status lt_merge_save_hf(lt_model *m, const char *base_path, const char *out_d
         total += ts[i].nbytes;
     }
     if (n_shards > 99999) {
-        st = lt_err_set(err, LT_ERR_ARG, "merge: %d shards of at most %" PRIu64 " bytes are too "
-                        "many; raise --shard-size", n_shards, opts.shard_bytes);
+        st = lt_err_set(err, LT_ERR_ARG,
+                        "merge: %d shards of at most %" PRIu64 " bytes are too "
+                        "many; raise --shard-size",
+                        n_shards, opts.shard_bytes);
         goto fail;
     }
     if ((st = lt_mkdir_p(out_dir, err))) goto fail;
@@ -619,8 +649,10 @@ lt_status lt_merge_save_hf(lt_model *m, const char *base_path, const char *out_d
     for (int s = 0, i0 = 0; s < n_shards; s++) {
         int i1 = i0;
         while (i1 < n && shard_of[i1] == s) i1++;
-        if (n_shards == 1) snprintf(fname, sizeof fname, "model.safetensors");
-        else snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", s + 1, n_shards);
+        if (n_shards == 1)
+            snprintf(fname, sizeof fname, "model.safetensors");
+        else
+            snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", s + 1, n_shards);
         if (!path_join(path, sizeof path, out_dir, fname)) {
             st = lt_err_set(err, LT_ERR_ARG, "%s: path too long", out_dir);
             goto fail;
@@ -630,7 +662,10 @@ lt_status lt_merge_save_hf(lt_model *m, const char *base_path, const char *out_d
         i0 = i1;
     }
     if (n_shards > 1) {
-        sb_printf(&idx, "{\n  \"metadata\": {\n    \"total_size\": %" PRIu64 "\n  },\n  \"weight_map\": {", total);
+        sb_printf(&idx,
+                  "{\n  \"metadata\": {\n    \"total_size\": %" PRIu64
+                  "\n  },\n  \"weight_map\": {",
+                  total);
         for (int i = 0; i < n; i++) {
             sb_puts(&idx, i ? ",\n    " : "\n    ");
             sb_json_str(&idx, ts[i].name);
@@ -684,13 +719,17 @@ fail:
 
 double lt_verify_rel_tol(lt_dtype written) {
     switch (written) {
-    case LT_DTYPE_F32: return 1e-3;
-    case LT_DTYPE_F16: return 1e-1;
-    default: return 5e-1; // BF16, Q8_0
+    case LT_DTYPE_F32:
+        return 1e-3;
+    case LT_DTYPE_F16:
+        return 1e-1;
+    default:
+        return 5e-1; // BF16, Q8_0
     }
 }
 
-static lt_status run_logits(lt_model *m, int B, int T, const int32_t *ids, float *out, lt_err *err) {
+static lt_status run_logits(lt_model *m, int B, int T, const int32_t *ids, float *out,
+                            lt_err *err) {
     lt_ctx_opts co = {.B = B, .T = T};
     lt_ctx *c;
     lt_status st = lt_ctx_new(m, &co, &c, err);
@@ -707,11 +746,15 @@ static void swap_lora(lt_model *m, lt_lora_mod **saved, bool detach) {
     for (int l = 0; l < m->cfg.n_layer; l++)
         for (int j = 0; j < LT_MOD_PER_LAYER; j++, k++) {
             lt_linear *li = &m->layers[l].lin[j];
-            if (detach) saved[k] = li->lora, li->lora = NULL;
-            else li->lora = saved[k];
+            if (detach)
+                saved[k] = li->lora, li->lora = NULL;
+            else
+                li->lora = saved[k];
         }
-    if (detach) saved[k] = m->lm_head.lora, m->lm_head.lora = NULL;
-    else m->lm_head.lora = saved[k];
+    if (detach)
+        saved[k] = m->lm_head.lora, m->lm_head.lora = NULL;
+    else
+        m->lm_head.lora = saved[k];
 }
 
 static double max_abs_diff(const float *a, const float *b, size_t n) {
@@ -744,8 +787,9 @@ static void make_prompts(const lt_model *m, int B, int T, int32_t *ids) {
     lt_rng_seed(&rng, 0x5eed); // BOS (or 1) then pseudo-random ids, the same on every run
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
-            ids[b * T + t] = t == 0 ? (m->cfg.bos_id >= 0 && m->cfg.bos_id < V ? m->cfg.bos_id : 1 % V)
-                                    : (int32_t)lt_rng_below(&rng, (uint64_t)V);
+            ids[b * T + t] = t == 0
+                                 ? (m->cfg.bos_id >= 0 && m->cfg.bos_id < V ? m->cfg.bos_id : 1 % V)
+                                 : (int32_t)lt_rng_below(&rng, (uint64_t)V);
 }
 
 static bool config_same(const lt_model *ref, const lt_model *got, char *msg, size_t n) {
@@ -755,13 +799,15 @@ static bool config_same(const lt_model *ref, const lt_model *got, char *msg, siz
         snprintf(msg, n, #f " is %d in the result, %d in the base", b->f, a->f);                   \
         return false;                                                                              \
     }
-    SAME_INT(n_layer) SAME_INT(n_embd) SAME_INT(n_head) SAME_INT(n_head_kv) SAME_INT(head_dim)
-    SAME_INT(n_ff) SAME_INT(n_vocab) SAME_INT(rot_dim) SAME_INT(max_pos)
+    SAME_INT(n_layer)
+    SAME_INT(n_embd) SAME_INT(n_head) SAME_INT(n_head_kv) SAME_INT(head_dim) SAME_INT(n_ff)
+        SAME_INT(n_vocab) SAME_INT(rot_dim) SAME_INT(max_pos)
 #undef SAME_INT
-    if (fabsf(a->rope_theta - b->rope_theta) > 1e-6f * a->rope_theta ||
-        fabsf(a->norm_eps - b->norm_eps) > 1e-6f * a->norm_eps) {
+            if (fabsf(a->rope_theta - b->rope_theta) > 1e-6f * a->rope_theta ||
+                fabsf(a->norm_eps - b->norm_eps) > 1e-6f * a->norm_eps) {
         snprintf(msg, n, "rope theta / norm eps are %g / %g in the result, %g / %g in the base",
-                 (double)b->rope_theta, (double)b->norm_eps, (double)a->rope_theta, (double)a->norm_eps);
+                 (double)b->rope_theta, (double)b->norm_eps, (double)a->rope_theta,
+                 (double)a->norm_eps);
         return false;
     }
     if (ref->arch.qkv_bias != got->arch.qkv_bias ||
@@ -795,12 +841,15 @@ static void cmp_row(const float *got, const float *ex, int64_t cols, lt_dtype d,
     double qstep = d == LT_DTYPE_Q8_0 ? 0.6 / 127 : 0.6 / 7, bblock = 0;
     for (int64_t i = 0; i < cols; i++) {
         double bnd = slack;
-        if (d == LT_DTYPE_F16) bnd += half_ulp(ex[i], 10, -14);
-        else if (d == LT_DTYPE_BF16) bnd += half_ulp(ex[i], 7, -126);
+        if (d == LT_DTYPE_F16)
+            bnd += half_ulp(ex[i], 10, -14);
+        else if (d == LT_DTYPE_BF16)
+            bnd += half_ulp(ex[i], 7, -126);
         else if (blocks) {
             if (i % 32 == 0) { // half a step of the block (+ the f16 rounding of its scale)
                 double amax = 0;
-                for (int64_t j = i; j < i + 32 && j < cols; j++) amax = fmax(amax, fabs((double)ex[j]));
+                for (int64_t j = i; j < i + 32 && j < cols; j++)
+                    amax = fmax(amax, fabs((double)ex[j]));
                 bblock = qstep * amax;
             }
             bnd += bblock;
@@ -818,11 +867,13 @@ static void cmp_row(const float *got, const float *ex, int64_t cols, lt_dtype d,
 static lt_status verify_weights(lt_model *ref, lt_model *got, lt_dtype vec_dtype,
                                 lt_verify_result *r, lt_err *err) {
     int n1 = lt_model_tensors(ref, NULL, 0), n2 = lt_model_tensors(got, NULL, 0);
-    lt_model_tensor *t1 = lt_calloc((size_t)n1, sizeof *t1), *t2 = lt_calloc((size_t)n2, sizeof *t2);
+    lt_model_tensor *t1 = lt_calloc((size_t)n1, sizeof *t1),
+                    *t2 = lt_calloc((size_t)n2, sizeof *t2);
     float *ex = NULL, *gv = NULL;
     lt_status st = LT_OK;
     size_t cap = (size_t)1 << 20;
-    if (!t1 || !t2 || !(ex = lt_alloc(cap * sizeof(float))) || !(gv = lt_alloc(cap * sizeof(float)))) {
+    if (!t1 || !t2 || !(ex = lt_alloc(cap * sizeof(float))) ||
+        !(gv = lt_alloc(cap * sizeof(float)))) {
         st = lt_err_set(err, LT_ERR_OOM, "verify: out of memory");
         goto done;
     }
@@ -919,7 +970,8 @@ static void verify_lora_weights(const lt_model *m, const lt_adapter *b, lt_lora_
     if (n_orig != b->n_mod) {
         r->n_bad++;
         r->worst = INFINITY;
-        snprintf(r->worst_name, sizeof r->worst_name, "%d modules read back, %d written", b->n_mod, n_orig);
+        snprintf(r->worst_name, sizeof r->worst_name, "%d modules read back, %d written", b->n_mod,
+                 n_orig);
     }
     for (int i = 0; i < b->n_mod; i++) {
         const lt_lora_mod *x = &b->mods[i], *o = NULL;
@@ -935,8 +987,12 @@ static void verify_lora_weights(const lt_model *m, const lt_adapter *b, lt_lora_
                      o ? "rank or scale differs" : "not in the original adapter");
             continue;
         }
-        for (int rr = 0; rr < x->r; rr++) cmp_row(x->A + (size_t)rr * (size_t)x->in, o->A + (size_t)rr * (size_t)x->in, x->in, d, x->lin->name, r);
-        for (int rr = 0; rr < x->out; rr++) cmp_row(x->B + (size_t)rr * (size_t)x->r, o->B + (size_t)rr * (size_t)x->r, x->r, d, x->lin->name, r);
+        for (int rr = 0; rr < x->r; rr++)
+            cmp_row(x->A + (size_t)rr * (size_t)x->in, o->A + (size_t)rr * (size_t)x->in, x->in, d,
+                    x->lin->name, r);
+        for (int rr = 0; rr < x->out; rr++)
+            cmp_row(x->B + (size_t)rr * (size_t)x->r, o->B + (size_t)rr * (size_t)x->r, x->r, d,
+                    x->lin->name, r);
     }
 }
 
@@ -991,8 +1047,10 @@ lt_dtype lt_merge_written_dtype(const lt_model *m, lt_dtype requested) {
     lt_dtype d = LT_DTYPE_F32;
     if (m->st) { // HF: each tensor keeps its dtype; the coarsest one sets the tolerance
         for (int i = 0; i < n; i++)
-            if (mt[i].w && mt[i].w->dtype == LT_DTYPE_BF16) d = LT_DTYPE_BF16;
-            else if (mt[i].w && mt[i].w->dtype == LT_DTYPE_F16 && d != LT_DTYPE_BF16) d = LT_DTYPE_F16;
+            if (mt[i].w && mt[i].w->dtype == LT_DTYPE_BF16)
+                d = LT_DTYPE_BF16;
+            else if (mt[i].w && mt[i].w->dtype == LT_DTYPE_F16 && d != LT_DTYPE_BF16)
+                d = LT_DTYPE_F16;
     } else {
         d = keep_dtype(mt, n);
     }

@@ -38,10 +38,10 @@
 // writers see it. Matrices are (rows, cols) = (out, in) in HF row order (q/k un-permuted even
 // for GGUF bases); vectors have rows = 1.
 typedef struct lt_model_tensor {
-    char hf_name[96];     // "model.layers.3.self_attn.q_proj.weight"
-    char gguf_name[64];   // "blk.3.attn_q.weight"
-    int layer;            // block index, -1 outside the blocks
-    int mod;              // lt_mod_kind of a linear's weight or bias, -1 otherwise
+    char hf_name[96];   // "model.layers.3.self_attn.q_proj.weight"
+    char gguf_name[64]; // "blk.3.attn_q.weight"
+    int layer;          // block index, -1 outside the blocks
+    int mod;            // lt_mod_kind of a linear's weight or bias, -1 otherwise
     bool is_bias;
     int64_t rows, cols;   // vectors: rows = 1, cols = length
     const lt_mat *w;      // matrices: the stored weight (borrowed from the model)
@@ -78,15 +78,15 @@ void lt_quantize_q8_0(const float *src, void *dst, int64_t n);
 
 typedef struct lt_out_tensor {
     char name[96];
-    lt_dtype dtype;       // output dtype (F32/F16/BF16/Q8_0 when produced from rows)
-    int ndim;             // 0..2
-    int64_t shape[2];     // row-major, as written
+    lt_dtype dtype;   // output dtype (F32/F16/BF16/Q8_0 when produced from rows)
+    int ndim;         // 0..2
+    int64_t shape[2]; // row-major, as written
     size_t nbytes;
-    const void *raw;      // non-NULL: these nbytes are written as they are
-    lt_model_tensor src;  // else: rows from lt_merge_rows(&src, ...)
-    bool own_mat;         // src.w is &mat (a view of a file tensor without a model slot)
+    const void *raw;     // non-NULL: these nbytes are written as they are
+    lt_model_tensor src; // else: rows from lt_merge_rows(&src, ...)
+    bool own_mat;        // src.w is &mat (a view of a file tensor without a model slot)
     lt_mat mat;
-    int perm_hs;          // > 0: rows (a bias: its elements) permuted for llama.cpp RoPE, head size
+    int perm_hs; // > 0: rows (a bias: its elements) permuted for llama.cpp RoPE, head size
 } lt_out_tensor;
 
 typedef struct lt_out_scratch {

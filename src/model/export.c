@@ -93,9 +93,11 @@ void lt_model_permute_rope_rows(void *dst, const void *src, int n_heads, int hs,
     for (int h = 0; h < n_heads; h++)
         for (int j = 0; j < hs / 2; j++)
             for (int s = 0; s < 2; s++)
-                memcpy((char *)dst + ((size_t)h * (size_t)hs + 2 * (size_t)j + (size_t)s) * row_bytes,
+                memcpy((char *)dst +
+                           ((size_t)h * (size_t)hs + 2 * (size_t)j + (size_t)s) * row_bytes,
                        (const char *)src +
-                           ((size_t)h * (size_t)hs + (size_t)s * (size_t)hs / 2 + (size_t)j) * row_bytes,
+                           ((size_t)h * (size_t)hs + (size_t)s * (size_t)hs / 2 + (size_t)j) *
+                               row_bytes,
                        row_bytes);
 }
 

@@ -38,12 +38,16 @@
 #include <unistd.h>
 
 // paths are built from a short temporary directory; gcc cannot see that they fit
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 static char tmpdir[256];
 static const char *fams[3] = {"llama", "mistral", "qwen2"};
 
-static void sh(const char *cmd) { CHECK_MSG(system(cmd) == 0, "%s", cmd); }
+static void sh(const char *cmd) {
+    CHECK_MSG(system(cmd) == 0, "%s", cmd);
+}
 
 static lt_model *load(const char *path) {
     lt_model *m = NULL;
@@ -76,12 +80,17 @@ static void verify(lt_model *ref, lt_model *got, lt_dtype d, const char *what) {
     CHECK_MSG(r.config_ok, "%s: %s", what, r.config_msg);
     CHECK_MSG(r.weights_ok, "%s: %lld of %lld weights beyond the rounding bound (worst %.3g in %s)",
               what, (long long)r.n_bad, (long long)r.n_weights, r.worst, r.worst_name);
-    CHECK_MSG(r.logits_ok && r.ok && r.T > 0, "%s: max diff %.3g > tol %.3g", what, r.max_diff, r.tol);
-    CHECK_MSG(r.lora_effect > 5 * r.tol, "%s: the adapter's effect %.3g is not far above the "
-              "tolerance %.3g, the check would be weak", what, r.lora_effect, r.tol);
-    fprintf(stderr, "ok   %s: %s, weights %lld within %.2f of the bound, %dx%d tokens, max|diff| %.3g "
-            "(tol %.3g), adapter effect %.3g\n", what, lt_dtype_name(d), (long long)r.n_weights,
-            r.worst, r.B, r.T, r.max_diff, r.tol, r.lora_effect);
+    CHECK_MSG(r.logits_ok && r.ok && r.T > 0, "%s: max diff %.3g > tol %.3g", what, r.max_diff,
+              r.tol);
+    CHECK_MSG(r.lora_effect > 5 * r.tol,
+              "%s: the adapter's effect %.3g is not far above the "
+              "tolerance %.3g, the check would be weak",
+              what, r.lora_effect, r.tol);
+    fprintf(stderr,
+            "ok   %s: %s, weights %lld within %.2f of the bound, %dx%d tokens, max|diff| %.3g "
+            "(tol %.3g), adapter effect %.3g\n",
+            what, lt_dtype_name(d), (long long)r.n_weights, r.worst, r.B, r.T, r.max_diff, r.tol,
+            r.lora_effect);
 }
 
 static double acc_abs(const lt_lora_mod *lm, int r, int c) {
@@ -110,21 +119,23 @@ static void check_merged_weights(lt_model *m, const char *dir) {
             CHECK_MSG(t != NULL, "%s missing", name);
             if (!t) continue;
             const lt_lora_mod *lm = li->lora;
-            float *w = lt_alloc(sizeof(float) * (size_t)li->in), *got = lt_alloc(sizeof(float) * (size_t)li->in);
+            float *w = lt_alloc(sizeof(float) * (size_t)li->in),
+                  *got = lt_alloc(sizeof(float) * (size_t)li->in);
             size_t rb = lt_dtype_nbytes(t->dtype, li->in);
             for (int r = 0; r < li->out; r++) {
                 lt_to_f32(li->w.dtype, lt_mat_row(&li->w, r), w, li->in);
                 lt_to_f32(t->dtype, (const char *)t->data + (size_t)r * rb, got, li->in);
                 for (int c = 0; c < li->in; c++) {
                     double acc = 0;
-                    for (int j = 0; j < lm->r; j++) acc += (double)lm->B[r * lm->r + j] * lm->A[j * li->in + c];
+                    for (int j = 0; j < lm->r; j++)
+                        acc += (double)lm->B[r * lm->r + j] * lm->A[j * li->in + c];
                     double want = (double)w[c] + (double)lm->scale * acc;
                     // one step of the output dtype at this magnitude, plus the f32 arithmetic
                     // of W + s*B@A (relative to the size of its terms, which may cancel)
                     double terms = fabs((double)w[c]) + fabs((double)lm->scale) * acc_abs(lm, r, c);
-                    double step = t->dtype == LT_DTYPE_F32 ? fabs(want) * 1.2e-7
+                    double step = t->dtype == LT_DTYPE_F32    ? fabs(want) * 1.2e-7
                                   : t->dtype == LT_DTYPE_BF16 ? fabs(want) / 128
-                                                               : fabs(want) / 1024 + 6e-8;
+                                                              : fabs(want) / 1024 + 6e-8;
                     double d = fabs((double)got[c] - want) / (step + terms * 5e-7 + 1e-30);
                     if (d > worst) worst = d;
                     if (d > 1.0) n_bad++;
@@ -135,9 +146,12 @@ static void check_merged_weights(lt_model *m, const char *dir) {
             lt_free(got);
         }
     lt_st_set_close(s);
-    CHECK_MSG(n_bad == 0 && n_checked > 0, "%s: %d of %d merged weights off by more than one "
-              "rounding step (worst %.2f)", dir, n_bad, n_checked, worst);
-    fprintf(stderr, "ok   %s: %d merged weights within %.2f rounding steps of the double-precision merge\n",
+    CHECK_MSG(n_bad == 0 && n_checked > 0,
+              "%s: %d of %d merged weights off by more than one "
+              "rounding step (worst %.2f)",
+              dir, n_bad, n_checked, worst);
+    fprintf(stderr,
+            "ok   %s: %d merged weights within %.2f rounding steps of the double-precision merge\n",
             dir, n_checked, worst);
 }
 
@@ -176,7 +190,8 @@ static void test_merge_fixtures(void) {
             lt_verify_result r = {0};
             CHECK_OK(lt_verify_models(m, got, LT_DTYPE_F32, lt_verify_rel_tol(d), &r, &err), &err);
             CHECK_MSG(r.config_ok && !r.weights_ok && r.n_bad > 1000 && !r.ok,
-                      "verify of the unmerged base should fail: %lld bad weights", (long long)r.n_bad);
+                      "verify of the unmerged base should fail: %lld bad weights",
+                      (long long)r.n_bad);
             CHECK_MSG(r.max_diff == r.lora_effect, "%g vs %g", r.max_diff, r.lora_effect);
         }
         lt_model_free(got);
@@ -211,7 +226,8 @@ static void test_shards(void) {
     lt_err err = {0};
     snprintf(out, sizeof out, "%s/sharded", tmpdir);
     // a stale single file from an earlier run must not shadow the shards
-    snprintf(p, sizeof p, "mkdir -p %s && cp tests/fixtures/llama/model/model.safetensors %s/", out, out);
+    snprintf(p, sizeof p, "mkdir -p %s && cp tests/fixtures/llama/model/model.safetensors %s/", out,
+             out);
     sh(p);
     lt_merge_opts o = {.dtype = LT_DTYPE_KEEP, .shard_bytes = 100000};
     CHECK_OK(lt_merge_save_hf(m, "tests/fixtures/llama/model", out, &o, &err), &err);
@@ -222,14 +238,17 @@ static void test_shards(void) {
     CHECK_OK(lt_json_parse_file(p, &idx, &err), &err);
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
     CHECK(cJSON_GetArraySize(wm) == 21);
-    int64_t total = lt_json_int(cJSON_GetObjectItemCaseSensitive(idx, "metadata"), "total_size", -1);
+    int64_t total =
+        lt_json_int(cJSON_GetObjectItemCaseSensitive(idx, "metadata"), "total_size", -1);
     CHECK_MSG(total > 400000 && total < 430000, "total_size %lld", (long long)total);
     const char *last = lt_json_str(wm, "lm_head.weight", "");
     CHECK_MSG(strstr(last, "-of-0000") != NULL, "lm_head in %s", last);
     cJSON_Delete(idx);
     // no shard above the limit unless a single tensor is (the 256x64 f32 matrices are 65536 B)
-    snprintf(p, sizeof p, "test $(ls %s/model-0000*-of-*.safetensors | wc -l) -ge 5 && "
-             "! find %s -name 'model-*.safetensors' -size +110k | grep -q .", out, out);
+    snprintf(p, sizeof p,
+             "test $(ls %s/model-0000*-of-*.safetensors | wc -l) -ge 5 && "
+             "! find %s -name 'model-*.safetensors' -size +110k | grep -q .",
+             out, out);
     sh(p);
     lt_model *got = load(out);
     if (got) verify(m, got, LT_DTYPE_F32, "merge llama sharded");
@@ -237,8 +256,10 @@ static void test_shards(void) {
     // fewer, larger shards: the old shards of the other count go
     o.shard_bytes = 250000;
     CHECK_OK(lt_merge_save_hf(m, "tests/fixtures/llama/model", out, &o, &err), &err);
-    snprintf(p, sizeof p, "test $(ls %s | grep -c 'model-.*-of-.*safetensors') -eq 2 && "
-             "test -e %s/model-00002-of-00002.safetensors", out, out);
+    snprintf(p, sizeof p,
+             "test $(ls %s | grep -c 'model-.*-of-.*safetensors') -eq 2 && "
+             "test -e %s/model-00002-of-00002.safetensors",
+             out, out);
     sh(p);
     got = load(out);
     if (got) verify(m, got, LT_DTYPE_F32, "merge llama in 2 shards");
@@ -251,8 +272,8 @@ static void test_shards(void) {
     snprintf(p, sizeof p, "! ls %s | grep -q 'model-'", out);
     sh(p);
     // the base directory itself is refused
-    CHECK(lt_merge_save_hf(m, "tests/fixtures/llama/model", "tests/fixtures/llama/model/", &o, &err) ==
-          LT_ERR_ARG);
+    CHECK(lt_merge_save_hf(m, "tests/fixtures/llama/model", "tests/fixtures/llama/model/", &o,
+                           &err) == LT_ERR_ARG);
     CHECK_MSG(strstr(err.msg, "base model") != NULL, "%s", err.msg);
     // an output path below a regular file: an error naming it, nothing written
     snprintf(out, sizeof out, "%s/plainfile/sub", tmpdir);
@@ -268,8 +289,8 @@ static void test_shards(void) {
 static void test_tied_head_lora(void) {
     lt_model *m = load("tests/fixtures/qwen2/model");
     if (!m) return;
-    lt_lora_config lc = {.r = 2, .alpha = 4, .layer_hi = -1,
-                         .targets = (1u << LT_MOD_LM_HEAD) | (1u << LT_MOD_V)};
+    lt_lora_config lc = {
+        .r = 2, .alpha = 4, .layer_hi = -1, .targets = (1u << LT_MOD_LM_HEAD) | (1u << LT_MOD_V)};
     lt_adapter *a = NULL;
     lt_err err = {0};
     CHECK_OK(lt_adapter_new(m, &lc, 7, &a, &err), &err);
@@ -280,7 +301,8 @@ static void test_tied_head_lora(void) {
     lt_rng rng;
     lt_rng_seed(&rng, 3);
     for (int i = 0; i < a->n_mod; i++)
-        for (int j = 0; j < a->mods[i].out * a->mods[i].r; j++) a->mods[i].B[j] = 0.3f * lt_rng_normal(&rng);
+        for (int j = 0; j < a->mods[i].out * a->mods[i].r; j++)
+            a->mods[i].B[j] = 0.3f * lt_rng_normal(&rng);
     char out[1024], p[1024];
     snprintf(out, sizeof out, "%s/tied", tmpdir);
     lt_merge_opts o = {.dtype = LT_DTYPE_F32};
@@ -315,7 +337,8 @@ static void test_tied_head_lora(void) {
 static void test_cls_head(void) {
     lt_model *m = load("tests/fixtures/llama/model");
     if (!m) return;
-    lt_lora_config lc = {.r = 2, .alpha = 4, .layer_hi = -1, .targets = 1u << LT_MOD_Q, .n_labels = 3};
+    lt_lora_config lc = {
+        .r = 2, .alpha = 4, .layer_hi = -1, .targets = 1u << LT_MOD_Q, .n_labels = 3};
     lt_adapter *a = NULL;
     lt_err err = {0};
     CHECK_OK(lt_adapter_new(m, &lc, 5, &a, &err), &err);
@@ -325,20 +348,23 @@ static void test_cls_head(void) {
     }
     lt_rng rng;
     lt_rng_seed(&rng, 4);
-    for (int j = 0; j < a->mods[0].out * a->mods[0].r; j++) a->mods[0].B[j] = 0.3f * lt_rng_normal(&rng);
+    for (int j = 0; j < a->mods[0].out * a->mods[0].r; j++)
+        a->mods[0].B[j] = 0.3f * lt_rng_normal(&rng);
     char out[1024], p[1024];
     snprintf(out, sizeof out, "%s/cls", tmpdir);
     snprintf(p, sizeof p, "%s/labels.json", tmpdir);
     FILE *f = fopen(p, "w");
     fputs("{\"num_labels\": 3, \"id2label\": {\"0\": \"ham\", \"1\": \"spam\", \"2\": \"other\"}, "
-          "\"pad_token_id\": 0}", f);
+          "\"pad_token_id\": 0}",
+          f);
     fclose(f);
     lt_merge_opts o = {.dtype = LT_DTYPE_BF16, .cls = a, .labels_json = p};
     CHECK_OK(lt_merge_save_hf(m, "tests/fixtures/llama/model", out, &o, &err), &err);
     cJSON *cfg = NULL;
     snprintf(p, sizeof p, "%s/config.json", out);
     CHECK_OK(lt_json_parse_file(p, &cfg, &err), &err);
-    const cJSON *arch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cfg, "architectures"), 0);
+    const cJSON *arch =
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cfg, "architectures"), 0);
     CHECK(cJSON_IsString(arch) && !strcmp(arch->valuestring, "LlamaForSequenceClassification"));
     CHECK(lt_json_int(cfg, "num_labels", 0) == 3);
     CHECK(!strcmp(lt_json_str(cJSON_GetObjectItemCaseSensitive(cfg, "id2label"), "1", ""), "spam"));
@@ -412,8 +438,10 @@ static void test_gguf_export(void) {
                     for (int64_t i = 0; same && i < lt_gguf_tensor_count(g1); i++) {
                         const lt_gguf_tensor *t1 = lt_gguf_tensor_at(g1, i);
                         const lt_gguf_tensor *t2 = lt_gguf_find_tensor(g2, t1->name);
-                        same = t2 && t1->nbytes == t2->nbytes && !memcmp(t1->data, t2->data, t1->nbytes);
-                        if (!same) fprintf(stderr, "FAIL: %s differs after GGUF -> GGUF\n", t1->name);
+                        same = t2 && t1->nbytes == t2->nbytes &&
+                               !memcmp(t1->data, t2->data, t1->nbytes);
+                        if (!same)
+                            fprintf(stderr, "FAIL: %s differs after GGUF -> GGUF\n", t1->name);
                     }
                     CHECK_MSG(same, "%s: GGUF -> GGUF changed tensors", p2);
                     lt_gguf_close(g1);
@@ -428,7 +456,8 @@ static void test_gguf_export(void) {
                     lt_model *hf = load(out);
                     if (hf) {
                         CHECK(lt_merge_written_dtype(got, LT_DTYPE_KEEP) == LT_DTYPE_F32);
-                        CHECK(hf->arch.qkv_bias == m->arch.qkv_bias && hf->arch.tied_head == m->arch.tied_head);
+                        CHECK(hf->arch.qkv_bias == m->arch.qkv_bias &&
+                              hf->arch.tied_head == m->arch.tied_head);
                         snprintf(what, sizeof what, "gguf %s -> hf", fams[f]);
                         verify(m, hf, LT_DTYPE_F32, what);
                     }
@@ -456,7 +485,8 @@ static void test_q8_0(void) {
     uint16_t dh;
     memcpy(&dh, q, 2);
     float d = lt_f16_to_f32(dh);
-    CHECK_MSG(fabsf(d - amax / 127) <= amax / 127 * 1e-3f, "d %g vs %g", (double)d, (double)(amax / 127));
+    CHECK_MSG(fabsf(d - amax / 127) <= amax / 127 * 1e-3f, "d %g vs %g", (double)d,
+              (double)(amax / 127));
     int ok = 1, has127 = 0;
     for (int i = 0; i < 32; i++) {
         ok &= fabsf(y[i] - x[i]) <= 0.5f * d * 1.01f;
@@ -489,7 +519,8 @@ static void test_llama2c(void) {
         lt_rng rng;
         lt_rng_seed(&rng, 9);
         for (int i = 0; i < a->n_mod; i++)
-            for (int j = 0; j < a->mods[i].out * a->mods[i].r; j++) a->mods[i].B[j] = 0.2f * lt_rng_normal(&rng);
+            for (int j = 0; j < a->mods[i].out * a->mods[i].r; j++)
+                a->mods[i].B[j] = 0.2f * lt_rng_normal(&rng);
         snprintf(out, sizeof out, "%s/from_llama2c", tmpdir);
         lt_merge_opts o = {.dtype = LT_DTYPE_KEEP};
         CHECK_OK(lt_merge_save_hf(m, bin, out, &o, &err), &err);
@@ -604,7 +635,8 @@ static void test_bad_lora_files(void) {
     CHECK_OK(lt_gguf_writer_write(w, p, &err), &err);
     lt_gguf_writer_free(w);
     CHECK(lt_adapter_load_gguf_lora(m, p, &a, &err) == LT_ERR_FORMAT && !a);
-    CHECK_MSG(strstr(err.msg, "token_embd.weight.lora_a") != NULL && strstr(err.msg, "foreign") != NULL,
+    CHECK_MSG(strstr(err.msg, "token_embd.weight.lora_a") != NULL &&
+                  strstr(err.msg, "foreign") != NULL,
               "%s", err.msg);
     // lora_b without its lora_a
     w = lt_gguf_writer_new();
@@ -643,9 +675,12 @@ static void test_tokenizer_keys(void) {
     for (int i = 0; i < 4; i++) {
         char d[512], cmd[2048], gg[1024];
         snprintf(d, sizeof d, "%s/tok_%s", tmpdir, names[i]);
-        snprintf(cmd, sizeof cmd, "mkdir -p %s && cp tests/fixtures/tokenizers/%s.tokenizer.json %s/tokenizer.json && "
-                 "(cp tests/fixtures/tokenizers/%s.tokenizer_config.json %s/tokenizer_config.json 2>/dev/null || true)",
-                 d, names[i], d, names[i], d);
+        snprintf(
+            cmd, sizeof cmd,
+            "mkdir -p %s && cp tests/fixtures/tokenizers/%s.tokenizer.json %s/tokenizer.json && "
+            "(cp tests/fixtures/tokenizers/%s.tokenizer_config.json %s/tokenizer_config.json "
+            "2>/dev/null || true)",
+            d, names[i], d, names[i], d);
         sh(cmd);
         lt_tokenizer *hf = NULL, *gt = NULL;
         CHECK_OK(lt_tokenizer_load_hf_dir(d, &hf, &err), &err);
@@ -660,10 +695,12 @@ static void test_tokenizer_keys(void) {
         CHECK_OK(lt_gguf_open(gg, &g, &err), &err);
         if (g) {
             const char *mdl = NULL;
-            CHECK(!lt_gguf_get_str(g, "tokenizer.ggml.model", &mdl, NULL, &err) && !strcmp(mdl, models[i]));
+            CHECK(!lt_gguf_get_str(g, "tokenizer.ggml.model", &mdl, NULL, &err) &&
+                  !strcmp(mdl, models[i]));
             lt_gguf_type et;
             uint64_t n = 0;
-            CHECK(!lt_gguf_get_arr_info(g, "tokenizer.ggml.tokens", &et, &n, &err) && n == (uint64_t)nv);
+            CHECK(!lt_gguf_get_arr_info(g, "tokenizer.ggml.tokens", &et, &n, &err) &&
+                  n == (uint64_t)nv);
             const char *last = NULL;
             CHECK(!lt_gguf_get_arr_str(g, "tokenizer.ggml.tokens", n - 1, &last, NULL, &err) &&
                   !strncmp(last, "[PAD", 4));
@@ -702,8 +739,8 @@ static void test_tokenizer_keys(void) {
             // space, while llama.cpp (like sentencepiece, and HF's legacy form, bpe_spm_legacy,
             // which matches everywhere) prefixes every piece of text, also after a special token.
             if ((i == 0 && strstr(s, "<mask>")) ||
-                (i == 2 && ((s[0] && strchr(" \t\r\n", s[0])) || strstr(s, "<s>") || strstr(s, "</s>") ||
-                            strstr(s, "<unk>")))) {
+                (i == 2 && ((s[0] && strchr(" \t\r\n", s[0])) || strstr(s, "<s>") ||
+                            strstr(s, "</s>") || strstr(s, "<unk>")))) {
                 n_skip++;
                 continue;
             }
@@ -719,27 +756,36 @@ static void test_tokenizer_keys(void) {
             }
             if (back) {
                 lt_ids c = {0};
-                lt_status s3 = lt_tokenizer_encode(back, s, strlen(s), LT_TOK_ADD_SPECIAL, &c, &err);
+                lt_status s3 =
+                    lt_tokenizer_encode(back, s, strlen(s), LT_TOK_ADD_SPECIAL, &c, &err);
                 lt_ids_deinit(&a);
                 s1 = lt_tokenizer_encode(hf, s, strlen(s), LT_TOK_ADD_SPECIAL, &a, &err);
-                if (s1 || s3 || a.n != c.n || (a.n && memcmp(a.ids, c.ids, a.n * sizeof(int32_t)))) n_back++;
+                if (s1 || s3 || a.n != c.n || (a.n && memcmp(a.ids, c.ids, a.n * sizeof(int32_t))))
+                    n_back++;
                 lt_ids_deinit(&c);
             }
             lt_ids_deinit(&a);
             lt_ids_deinit(&b);
         }
         if (back) {
-            CHECK_MSG(n_back == 0, "%s: %d hard strings encode differently after tokenizer.json -> GGUF -> "
-                      "tokenizer.json", names[i], n_back);
-            fprintf(stderr, "%s %s: tokenizer.json -> GGUF -> tokenizer.json: %d/%d identical with specials\n",
-                    n_back ? "FAIL" : "ok  ", names[i], n_cases - n_back, n_cases);
+            CHECK_MSG(n_back == 0,
+                      "%s: %d hard strings encode differently after tokenizer.json -> GGUF -> "
+                      "tokenizer.json",
+                      names[i], n_back);
+            fprintf(
+                stderr,
+                "%s %s: tokenizer.json -> GGUF -> tokenizer.json: %d/%d identical with specials\n",
+                n_back ? "FAIL" : "ok  ", names[i], n_cases - n_back, n_cases);
             lt_tokenizer_free(back);
         }
-        CHECK_MSG(n_diff == 0 && n_cases > 20, "%s: %d of %d hard strings encode differently through "
-                  "the exported GGUF vocabulary", names[i], n_diff, n_cases);
-        fprintf(stderr, "%s %s: tokenizer.json -> GGUF %s vocabulary: %d/%d hard strings identical "
-                "(%d skipped)\n", n_diff ? "FAIL" : "ok  ", names[i], models[i], n_cases - n_diff,
-                n_cases, n_skip);
+        CHECK_MSG(n_diff == 0 && n_cases > 20,
+                  "%s: %d of %d hard strings encode differently through "
+                  "the exported GGUF vocabulary",
+                  names[i], n_diff, n_cases);
+        fprintf(stderr,
+                "%s %s: tokenizer.json -> GGUF %s vocabulary: %d/%d hard strings identical "
+                "(%d skipped)\n",
+                n_diff ? "FAIL" : "ok  ", names[i], models[i], n_cases - n_diff, n_cases, n_skip);
         if (gt && lt_tokenizer_bos(hf) >= 0) CHECK(lt_tokenizer_bos(gt) == lt_tokenizer_bos(hf));
         if (gt && lt_tokenizer_eos(hf) >= 0) CHECK(lt_tokenizer_eos(gt) == lt_tokenizer_eos(hf));
         lt_tokenizer_free(gt);
@@ -762,7 +808,8 @@ static void test_tokenizer_keys(void) {
 static void test_smollm2_tokenizer(void) {
     const char *home = getenv("HOME");
     char path[512], d[600], p[700];
-    snprintf(path, sizeof path, "%s/.cache/loratune/SmolLM2-135M-Instruct.Q4_1.gguf", home ? home : "");
+    snprintf(path, sizeof path, "%s/.cache/loratune/SmolLM2-135M-Instruct.Q4_1.gguf",
+             home ? home : "");
     if (access(path, R_OK) != 0) {
         fprintf(stderr, "SKIP SmolLM2 tokenizer round trip: %s not found\n", path);
         return;
@@ -802,20 +849,28 @@ static void test_smollm2_tokenizer(void) {
         }
         for (unsigned fl = 0; fl < 2; fl++) {
             lt_ids x = {0}, y = {0};
-            lt_status s1 = lt_tokenizer_encode(a, it->valuestring, strlen(it->valuestring), fl, &x, &err);
-            lt_status s2 = lt_tokenizer_encode(b, it->valuestring, strlen(it->valuestring), fl, &y, &err);
+            lt_status s1 =
+                lt_tokenizer_encode(a, it->valuestring, strlen(it->valuestring), fl, &x, &err);
+            lt_status s2 =
+                lt_tokenizer_encode(b, it->valuestring, strlen(it->valuestring), fl, &y, &err);
             n++;
-            if (s1 || s2 || x.n != y.n || (x.n && memcmp(x.ids, y.ids, x.n * sizeof(int32_t)))) bad++;
+            if (s1 || s2 || x.n != y.n || (x.n && memcmp(x.ids, y.ids, x.n * sizeof(int32_t))))
+                bad++;
             lt_ids_deinit(&x);
             lt_ids_deinit(&y);
         }
     }
-    CHECK_MSG(bad == 0 && n > 40, "SmolLM2: %d of %d encodings differ between the GGUF vocabulary and "
-              "the tokenizer.json written from it", bad, n);
-    fprintf(stderr, "%s SmolLM2 GGUF vocabulary -> tokenizer.json: %d/%d encodings identical (%d "
-            "strings with non-ASCII digits skipped)\n", bad ? "FAIL" : "ok  ", n - bad, n, skip);
+    CHECK_MSG(bad == 0 && n > 40,
+              "SmolLM2: %d of %d encodings differ between the GGUF vocabulary and "
+              "the tokenizer.json written from it",
+              bad, n);
+    fprintf(stderr,
+            "%s SmolLM2 GGUF vocabulary -> tokenizer.json: %d/%d encodings identical (%d "
+            "strings with non-ASCII digits skipped)\n",
+            bad ? "FAIL" : "ok  ", n - bad, n, skip);
     if (a && b) {
-        CHECK(lt_tokenizer_bos(a) == lt_tokenizer_bos(b) && lt_tokenizer_eos(a) == lt_tokenizer_eos(b));
+        CHECK(lt_tokenizer_bos(a) == lt_tokenizer_bos(b) &&
+              lt_tokenizer_eos(a) == lt_tokenizer_eos(b));
         CHECK(lt_tokenizer_chat_template(a) != NULL);
     }
     lt_gguf_close(g);
@@ -827,7 +882,8 @@ static void test_smollm2_tokenizer(void) {
 // Lists the directory's entries with their sizes and mtimes into buf (to compare before/after).
 static void dir_state(const char *dir, char *buf, size_t n) {
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cd %s 2>/dev/null && ls -la --time-style=+%%s%%N . | grep '^-' | sort", dir);
+    snprintf(cmd, sizeof cmd,
+             "cd %s 2>/dev/null && ls -la --time-style=+%%s%%N . | grep '^-' | sort", dir);
     FILE *f = popen(cmd, "r");
     size_t k = f ? fread(buf, 1, n - 1, f) : 0;
     buf[k] = 0;
@@ -864,15 +920,19 @@ static void test_alloc_failures(void) {
         dir_state(out, after, sizeof after);
         if (strcmp(before, after)) {
             bad++;
-            if (bad == 1) fprintf(stderr, "after failure %d (%s):\n%s\nbefore:\n%s\n", i, err.msg, after, before);
-            snprintf(p, sizeof p, "rm -rf %s && mkdir -p %s && cp tests/fixtures/qwen2/model/* %s/", out, out, out);
+            if (bad == 1)
+                fprintf(stderr, "after failure %d (%s):\n%s\nbefore:\n%s\n", i, err.msg, after,
+                        before);
+            snprintf(p, sizeof p, "rm -rf %s && mkdir -p %s && cp tests/fixtures/qwen2/model/* %s/",
+                     out, out, out);
             sh(p);
             dir_state(out, before, sizeof before);
         }
     }
     CHECK_MSG(bad == 0, "%d of %d allocation failures changed the output directory", bad, fails);
     CHECK(fails > 10);
-    fprintf(stderr, "ok   merge: %d allocation failures, output directory untouched by each\n", fails);
+    fprintf(stderr, "ok   merge: %d allocation failures, output directory untouched by each\n",
+            fails);
     snprintf(p, sizeof p, "%s/model.safetensors.index.json", out);
     CHECK(lt_file_exists(p)); // the final, successful run wrote shards
     // GGUF export
@@ -909,26 +969,32 @@ static void test_cli(void) {
         fprintf(stderr, "SKIP CLI: %s not built\n", bin);
         return;
     }
-    snprintf(cmd, sizeof cmd,
-             "%s merge --model tests/fixtures/mistral/model --adapter tests/fixtures/mistral/adapter "
-             "--out %s/cli_merged --verify > %s/cli.out 2>&1 && "
-             "%s export --format gguf --model tests/fixtures/llama/model --adapter tests/fixtures/llama/adapter "
-             "--out %s/cli.gguf --dtype q8_0 --verify >> %s/cli.out 2>&1 && "
-             "%s export --format gguf-lora --model tests/fixtures/qwen2/model --adapter tests/fixtures/qwen2/adapter "
-             "--out %s/cli.lora.gguf --verify >> %s/cli.out 2>&1 && "
-             "test $(grep -c -- '-> OK' %s/cli.out) -eq 3",
-             bin, tmpdir, tmpdir, bin, tmpdir, tmpdir, bin, tmpdir, tmpdir, tmpdir);
+    snprintf(
+        cmd, sizeof cmd,
+        "%s merge --model tests/fixtures/mistral/model --adapter tests/fixtures/mistral/adapter "
+        "--out %s/cli_merged --verify > %s/cli.out 2>&1 && "
+        "%s export --format gguf --model tests/fixtures/llama/model --adapter "
+        "tests/fixtures/llama/adapter "
+        "--out %s/cli.gguf --dtype q8_0 --verify >> %s/cli.out 2>&1 && "
+        "%s export --format gguf-lora --model tests/fixtures/qwen2/model --adapter "
+        "tests/fixtures/qwen2/adapter "
+        "--out %s/cli.lora.gguf --verify >> %s/cli.out 2>&1 && "
+        "test $(grep -c -- '-> OK' %s/cli.out) -eq 3",
+        bin, tmpdir, tmpdir, bin, tmpdir, tmpdir, bin, tmpdir, tmpdir, tmpdir);
     int rc = system(cmd);
     CHECK_MSG(rc == 0, "CLI merge/export --verify failed (see %s/cli.out)", tmpdir);
     // a malformed adapter: exit 1, the message names the file, nothing written
-    snprintf(cmd, sizeof cmd,
-             "mkdir -p %s/badad && cp tests/fixtures/llama/adapter/* %s/badad/ && "
-             "printf '{\"r\": 4, \"lora_alpha\": 8' > %s/badad/adapter_config.json && "
-             "%s merge --model tests/fixtures/llama/model --adapter %s/badad --out %s/never 2> %s/bad.err; "
-             "test $? -eq 1 && grep -q 'badad/adapter_config.json' %s/bad.err && test ! -e %s/never",
-             tmpdir, tmpdir, tmpdir, bin, tmpdir, tmpdir, tmpdir, tmpdir, tmpdir);
+    snprintf(
+        cmd, sizeof cmd,
+        "mkdir -p %s/badad && cp tests/fixtures/llama/adapter/* %s/badad/ && "
+        "printf '{\"r\": 4, \"lora_alpha\": 8' > %s/badad/adapter_config.json && "
+        "%s merge --model tests/fixtures/llama/model --adapter %s/badad --out %s/never 2> "
+        "%s/bad.err; "
+        "test $? -eq 1 && grep -q 'badad/adapter_config.json' %s/bad.err && test ! -e %s/never",
+        tmpdir, tmpdir, tmpdir, bin, tmpdir, tmpdir, tmpdir, tmpdir, tmpdir);
     rc = system(cmd);
-    CHECK_MSG(rc == 0, "a malformed adapter should fail with its file named (see %s/bad.err)", tmpdir);
+    CHECK_MSG(rc == 0, "a malformed adapter should fail with its file named (see %s/bad.err)",
+              tmpdir);
 }
 
 int main(void) {
