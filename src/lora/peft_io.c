@@ -36,6 +36,20 @@ lt_status lt_adapter_save_peft(const lt_adapter *a, const lt_model *m, const cha
         st = lt_st_writer_add(w, SCORE_KEY, LT_DTYPE_F32, 2, ss, a->score, err);
     }
     if (!st) st = lt_st_writer_meta(w, "format", "pt", err);
+    lt_quant_info qi;
+    if (!st && lt_model_quant_info(m, &qi)) {
+        // QLoRA: how the base was quantised when this adapter was trained (as bitsandbytes'
+        // load_in_4bit / bnb_4bit_quant_type / bnb_4bit_use_double_quant). PEFT ignores it;
+        // loratune reports it, and merges belong on the full-precision base.
+        char bs[16];
+        snprintf(bs, sizeof bs, "%d", qi.blocksize);
+        st = lt_st_writer_meta(w, "loratune.load_in_4bit", "true", err);
+        if (!st) st = lt_st_writer_meta(w, "loratune.bnb_4bit_quant_type",
+                                         qi.dtype == LT_DTYPE_NF4 ? "nf4" : "fp4", err);
+        if (!st) st = lt_st_writer_meta(w, "loratune.bnb_4bit_use_double_quant",
+                                         qi.double_quant ? "true" : "false", err);
+        if (!st) st = lt_st_writer_meta(w, "loratune.bnb_4bit_blocksize", bs, err);
+    }
     if (!st && !lt_path_join(path, sizeof path, dir, "adapter_model.safetensors"))
         st = lt_err_set(err, LT_ERR_ARG, "%s: path too long", dir);
     if (!st) st = lt_st_writer_write(w, path, err);
