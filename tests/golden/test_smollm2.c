@@ -5,10 +5,12 @@
  * q/k row permutation). Skips when the model is not in the cache (scripts/fetch_smollm2.sh).
  * Tolerance: the dequantised weights are bit-identical on both sides (d*q + m from the same f16
  * scales), so only summation order differs, across 30 blocks: 2e-3 absolute on logits ranging
- * to ~30 (float noise there is ~1e-4), and the same argmax at every position.
+ * to ~30 (float noise there is ~1e-4), and the same argmax at every position. The same holds
+ * with a PEFT-written adapter (tools/make_smollm2_adapter.py) applied: interop PEFT -> loratune
+ * on the real model.
  */
 #include "io/io.h"
-#include "model/model.h"
+#include "lora/lora.h"
 #include "test.h"
 
 static const char *model_path(char *buf, size_t n) {
@@ -19,30 +21,18 @@ static const char *model_path(char *buf, size_t n) {
     return lt_file_exists(buf) ? buf : NULL;
 }
 
-int main(void) {
-    char buf[1024];
-    const char *path = model_path(buf, sizeof buf);
-    if (!path) {
-        fprintf(stderr, "SKIP SmolLM2: model not in the cache (run scripts/fetch_smollm2.sh)\n");
-        TEST_END();
-    }
+// Logits of the fixture's tokens at its vocabulary subset, and the argmax at every position.
+static void compare(lt_model *m, lt_safetensors *g, const char *what) {
     lt_err err = {0};
-    lt_model *m = NULL;
-    lt_safetensors *g = NULL;
-    CHECK_OK(lt_model_load(path, &m, &err), &err);
-    CHECK_OK(lt_safetensors_open("tests/fixtures/smollm2/ref.safetensors", &g, &err), &err);
-    if (!m || !g) goto out;
-    CHECK(m->cfg.n_layer == 30 && m->cfg.n_embd == 576 && m->cfg.n_head == 9 &&
-          m->cfg.n_head_kv == 3 && m->cfg.n_vocab == 49152 && m->arch.tied_head);
-    CHECK(m->layers[0].lin[LT_MOD_Q].w.dtype == LT_DTYPE_Q4_1 && m->tok_embd.dtype == LT_DTYPE_Q8_0);
     const lt_st_tensor *tk = lt_safetensors_find(g, "tokens"), *vo = lt_safetensors_find(g, "vocab"),
                        *lg = lt_safetensors_find(g, "logits"), *am = lt_safetensors_find(g, "argmax");
     CHECK(tk && vo && lg && am);
-    if (!tk || !vo || !lg || !am) goto out;
+    if (!tk || !vo || !lg || !am) return;
     int T = (int)tk->numel, K = (int)vo->numel, V = m->cfg.n_vocab;
     lt_ctx *c = NULL;
     lt_ctx_opts co = {.B = 1, .T = T};
     CHECK_OK(lt_ctx_new(m, &co, &c, &err), &err);
+    if (!c) return;
     float *logits = malloc(sizeof(float) * (size_t)T * (size_t)V), *sub = malloc(sizeof(float) * (size_t)(T * K));
     lt_batch b = {.ids = tk->data};
     CHECK_OK(lt_model_logits(m, c, &b, logits, &err), &err);
@@ -54,12 +44,39 @@ int main(void) {
         for (int v = 1; v < V; v++) if (logits[(size_t)t * V + v] > logits[(size_t)t * V + best]) best = v;
         argmax_ok += best == amx[t];
     }
-    CHECK_CLOSE("SmolLM2 logits (Q4_1/Q8_0 blocks)", sub, lg->data, T * K, 2e-3, 1e-4);
-    CHECK_MSG(argmax_ok == T, "argmax equal at %d of %d positions", argmax_ok, T);
+    CHECK_CLOSE(what, sub, lg->data, T * K, 2e-3, 1e-4);
+    CHECK_MSG(argmax_ok == T, "%s: argmax equal at %d of %d positions", what, argmax_ok, T);
     free(logits), free(sub);
     lt_ctx_free(c);
+}
+
+int main(void) {
+    char buf[1024];
+    const char *path = model_path(buf, sizeof buf);
+    if (!path) {
+        fprintf(stderr, "SKIP SmolLM2: model not in the cache (run scripts/fetch_smollm2.sh)\n");
+        TEST_END();
+    }
+    lt_err err = {0};
+    lt_model *m = NULL;
+    lt_adapter *a = NULL;
+    lt_safetensors *g = NULL;
+    CHECK_OK(lt_model_load(path, &m, &err), &err);
+    CHECK_OK(lt_safetensors_open("tests/fixtures/smollm2/ref.safetensors", &g, &err), &err);
+    if (!m || !g) goto out;
+    CHECK(m->cfg.n_layer == 30 && m->cfg.n_embd == 576 && m->cfg.n_head == 9 &&
+          m->cfg.n_head_kv == 3 && m->cfg.n_vocab == 49152 && m->arch.tied_head);
+    CHECK(m->layers[0].lin[LT_MOD_Q].w.dtype == LT_DTYPE_Q4_1 && m->tok_embd.dtype == LT_DTYPE_Q8_0);
+    compare(m, g, "SmolLM2 logits (Q4_1/Q8_0 blocks)");
+    // interop PEFT -> loratune on the real quantised model: PEFT's adapter, transformers' logits
+    lt_safetensors *gl = NULL;
+    CHECK_OK(lt_safetensors_open("tests/fixtures/smollm2/ref_lora.safetensors", &gl, &err), &err);
+    CHECK_OK(lt_adapter_load_peft(m, "tests/fixtures/smollm2/adapter", &a, &err), &err);
+    if (gl && a) compare(m, gl, "SmolLM2 + PEFT adapter logits");
+    lt_safetensors_close(gl);
 out:
     lt_safetensors_close(g);
+    lt_adapter_free(a);
     lt_model_free(m);
     TEST_END();
 }
