@@ -19,7 +19,7 @@
 #include <math.h>
 #include <string.h>
 
-#define HEAD_CHUNK 128 // rows of logits computed at once by the LM head
+#define HEAD_CHUNK 512 // rows of logits computed at once by the LM head
 
 typedef struct block_acts {
     float *xn1, *mean1, *rstd1; // (N,C), (N), (N); mean only for LayerNorm
