@@ -1047,6 +1047,7 @@ static void base_name(const char *path, char *out, size_t n) {
 
 lt_status lt_export_gguf(lt_model *m, const char *base_path, const char *out_path,
                          const lt_export_opts *o, lt_err *err) {
+    if (lt_model_check_exportable(m, "GGUF export", err)) return err ? err->code : LT_ERR_UNSUPPORTED;
     lt_dtype D = o->dtype == LT_DTYPE_KEEP ? LT_DTYPE_F16 : o->dtype;
     if (D != LT_DTYPE_F32 && D != LT_DTYPE_F16 && D != LT_DTYPE_BF16 && D != LT_DTYPE_Q8_0)
         return lt_err_set(err, LT_ERR_ARG, "export: dtype %s is not one of f32, f16, bf16, q8_0",
@@ -1188,6 +1189,7 @@ static bool mod_location(const lt_model *m, const lt_lora_mod *mod, int *layer, 
 
 lt_status lt_export_gguf_lora(const lt_model *m, const lt_adapter *a, const char *out_path,
                               lt_dtype dtype, lt_err *err) {
+    if (lt_model_check_exportable(m, "GGUF LoRA export", err)) return err ? err->code : LT_ERR_UNSUPPORTED;
     lt_dtype D = dtype == LT_DTYPE_KEEP ? LT_DTYPE_F32 : dtype;
     if (D != LT_DTYPE_F32 && D != LT_DTYPE_F16 && D != LT_DTYPE_BF16)
         return lt_err_set(err, LT_ERR_ARG,

@@ -565,7 +565,8 @@ static void remove_stale(const char *out_dir, int n_shards) {
 
 lt_status lt_merge_save_hf(lt_model *m, const char *base_path, const char *out_dir,
                            const lt_merge_opts *o, lt_err *err) {
-    lt_status st;
+    lt_status st = lt_model_check_exportable(m, "merge", err);
+    if (st) return st;
     lt_merge_opts opts = *o;
     if (!opts.shard_bytes) opts.shard_bytes = 2000000000ull;
     if (opts.dtype != LT_DTYPE_KEEP && opts.dtype != LT_DTYPE_F32 && opts.dtype != LT_DTYPE_F16 &&

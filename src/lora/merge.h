@@ -52,6 +52,9 @@ typedef struct lt_model_tensor {
 // Lists the model's tensors (embedding, per block: 2 norms, 7 projections, q/k/v biases when
 // present; final norm; lm_head when untied OR when it carries a LoRA module - merging that
 // unties it). Writes up to cap entries into out and returns the total count.
+// LT_ERR_UNSUPPORTED (naming `what` and the family) for architectures the tensor list below
+// does not describe yet (GPT-2, GPT-NeoX).
+lt_status lt_model_check_exportable(const lt_model *m, const char *what, lt_err *err);
 int lt_model_tensors(const lt_model *m, lt_model_tensor *out, int cap);
 // The inverse of lt_model_unpermute_rope_rows: HF row order -> llama.cpp's (interleaved RoPE)
 // order, as convert_hf_to_gguf.py LlamaModel.permute: dst row h*hs + 2j + s = src row

@@ -33,6 +33,14 @@ static void put(lt_model_tensor *out, int cap, int *n, const lt_model_tensor *t)
     (*n)++;
 }
 
+lt_status lt_model_check_exportable(const lt_model *m, const char *what, lt_err *err) {
+    // the tensor list below uses the llama family's names and layout (RMSNorm, separate q/k/v)
+    if (m->arch.norm != LT_NORM_RMS || m->arch.qkv != LT_QKV_SEPARATE || m->pos_embd.rows)
+        return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s of %s models is not supported yet (llama, "
+                          "mistral and qwen2 are)", what, m->arch.model_type);
+    return LT_OK;
+}
+
 int lt_model_tensors(const lt_model *m, lt_model_tensor *out, int cap) {
     const lt_config *c = &m->cfg;
     int n = 0;

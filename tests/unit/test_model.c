@@ -6,6 +6,7 @@
 #include "core/core.h"
 #include "io/io.h"
 #include "lora/lora.h"
+#include "lora/merge.h"
 #include "test.h"
 
 #include <unistd.h>
@@ -162,12 +163,30 @@ static void test_alloc_failures(void) {
     CHECK_MSG(i > 10, "sweep covered %d allocation points", i);
 }
 
+// merge/export describe the llama family only for now: GPT-2 / GPT-NeoX are refused, not mangled
+static void test_export_refusal(void) {
+    const char *fams[] = {"gpt2", "gpt_neox", "qwen2"};
+    for (int i = 0; i < 3; i++) {
+        char path[128];
+        lt_err err = {0};
+        lt_model *m = NULL;
+        snprintf(path, sizeof path, "tests/fixtures/%s/model", fams[i]);
+        CHECK_OK(lt_model_load(path, &m, &err), &err);
+        if (!m) continue;
+        lt_status st = lt_model_check_exportable(m, "merge", &err);
+        CHECK_MSG(i < 2 ? st == LT_ERR_UNSUPPORTED && strstr(err.msg, fams[i]) : st == LT_OK, "%s: %s",
+                  fams[i], err.msg);
+        lt_model_free(m);
+    }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/lt_test_model_%d", (int)getpid());
     sh("mkdir -p %s", tmpdir);
     test_bad_models();
     test_adapter_errors();
     test_alloc_failures();
+    test_export_refusal();
     sh("rm -rf %s", tmpdir);
     TEST_END();
 }
