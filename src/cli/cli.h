@@ -6,6 +6,7 @@
 #define LT_CLI_H
 
 #include "core/core.h"
+#include "tensor/tensor.h"
 
 // Exit codes: 0 ok, 1 runtime failure (bad file, OOM...), 2 usage error.
 int cli_fail(const lt_err *err);
@@ -40,6 +41,11 @@ int cmd_classify(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 bool cli_train_task_is_classify(int argc, char **argv);
 bool cli_ends_with(const char *s, const char *suf);
+// --dtype of merge/export: f32|f16|bf16 (float32/...), "keep" when allow_keep, q8_0 when allow_q8.
+bool cli_parse_dtype(const char *s, bool allow_keep, bool allow_q8, lt_dtype *out);
+// The --verify report of merge/export (stdout).
+struct lt_verify_result;
+void cli_print_verify(const char *what, lt_dtype d, const struct lt_verify_result *r);
 // A text argument: "@FILE" reads the file; otherwise \n, \t and \\ escapes become a newline, a
 // tab and a backslash (shells do not expand them in quotes). *out is lt_alloc'd.
 lt_status cli_text_arg(const char *arg, char **out, lt_err *err);

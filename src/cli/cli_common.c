@@ -2,10 +2,12 @@
 // the @FILE / escape rules of text arguments.
 #include "cli/cli.h"
 #include "io/io.h"
+#include "lora/merge.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdio.h>
+#include <strings.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -92,4 +94,37 @@ lt_status cli_chat_template_arg(const char *path, char **out, lt_err *err) {
     else if (!(*out = lt_strdup(t))) st = lt_err_set(err, LT_ERR_OOM, "out of memory");
     cJSON_Delete(j);
     return st;
+}
+
+bool cli_parse_dtype(const char *s, bool allow_keep, bool allow_q8, lt_dtype *out) {
+    if (allow_keep && !strcasecmp(s, "keep"))
+        *out = LT_DTYPE_KEEP;
+    else if (!strcasecmp(s, "f32") || !strcasecmp(s, "float32"))
+        *out = LT_DTYPE_F32;
+    else if (!strcasecmp(s, "f16") || !strcasecmp(s, "float16"))
+        *out = LT_DTYPE_F16;
+    else if (!strcasecmp(s, "bf16") || !strcasecmp(s, "bfloat16"))
+        *out = LT_DTYPE_BF16;
+    else if (allow_q8 && !strcasecmp(s, "q8_0"))
+        *out = LT_DTYPE_Q8_0;
+    else
+        return false;
+    return true;
+}
+
+void cli_print_verify(const char *what, lt_dtype d, const lt_verify_result *r) {
+    printf(
+        "verify %s (%s): config %s%s; weights: %lld compared with the exact merge, worst at "
+        "%.2f of the %s rounding bound%s%s -> %s; logits: %d prompts x %d tokens, max |diff| %.3g "
+        "vs the unmerged model (max |logit| %.3g, tolerance %.3g) -> %s; the adapter moves logits "
+        "by up to %.3g\n",
+        what, lt_dtype_name(d), r->config_ok ? "OK" : "DIFFERS: ", r->config_msg,
+        (long long)r->n_weights, r->worst, lt_dtype_name(d), r->worst_name[0] ? " in " : "",
+        r->worst_name, r->weights_ok ? "OK" : "FAILED", r->B, r->T, r->max_diff, r->max_ref, r->tol,
+        r->logits_ok ? "OK" : "FAILED", r->lora_effect);
+    if (r->config_ok && r->lora_effect > 0 && r->lora_effect < r->tol)
+        printf("note: the adapter moves logits by less than the %s logits tolerance; the weight "
+               "check is what sees it\n",
+               lt_dtype_name(d));
+    printf("verify: %s\n", r->ok ? "OK" : "FAILED");
 }

@@ -7,37 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-static bool parse_dtype(const char *s, lt_dtype *out) {
-    if (!strcasecmp(s, "f32") || !strcasecmp(s, "float32"))
-        *out = LT_DTYPE_F32;
-    else if (!strcasecmp(s, "f16") || !strcasecmp(s, "float16"))
-        *out = LT_DTYPE_F16;
-    else if (!strcasecmp(s, "bf16") || !strcasecmp(s, "bfloat16"))
-        *out = LT_DTYPE_BF16;
-    else if (!strcasecmp(s, "q8_0"))
-        *out = LT_DTYPE_Q8_0;
-    else
-        return false;
-    return true;
-}
-
-static void print_verify(const char *what, lt_dtype d, const lt_verify_result *r) {
-    printf(
-        "verify %s (%s): config %s%s; weights: %lld compared with the exact merge, worst at "
-        "%.2f of the %s rounding bound%s%s -> %s; logits: %d prompts x %d tokens, max |diff| %.3g "
-        "vs the unmerged model (max |logit| %.3g, tolerance %.3g) -> %s; the adapter moves logits "
-        "by up to %.3g\n",
-        what, lt_dtype_name(d), r->config_ok ? "OK" : "DIFFERS: ", r->config_msg,
-        (long long)r->n_weights, r->worst, lt_dtype_name(d), r->worst_name[0] ? " in " : "",
-        r->worst_name, r->weights_ok ? "OK" : "FAILED", r->B, r->T, r->max_diff, r->max_ref, r->tol,
-        r->logits_ok ? "OK" : "FAILED", r->lora_effect);
-    if (r->config_ok && r->lora_effect > 0 && r->lora_effect < r->tol)
-        printf("note: the adapter moves logits by less than the %s logits tolerance; the weight "
-               "check is what sees it\n",
-               lt_dtype_name(d));
-    printf("verify: %s\n", r->ok ? "OK" : "FAILED");
-}
-
 int cmd_export(int argc, char **argv) {
     const char *format = "gguf", *model = NULL, *adapter = NULL, *out = NULL, *dtype_s = NULL,
                *tok = NULL, *name = NULL;
@@ -72,7 +41,7 @@ int cmd_export(int argc, char **argv) {
     if (!out) return cli_usage_error("export", "--out is required");
     if (lora && !adapter) return cli_usage_error("export", "--format gguf-lora needs --adapter");
     lt_dtype d = lora ? LT_DTYPE_F32 : LT_DTYPE_F16;
-    if (dtype_s && (!parse_dtype(dtype_s, &d) || (lora && d == LT_DTYPE_Q8_0)))
+    if (dtype_s && (!cli_parse_dtype(dtype_s, false, true, &d) || (lora && d == LT_DTYPE_Q8_0)))
         return cli_usage_error("export", "--dtype must be %s (got \"%s\")",
                                lora ? "f32, f16 or bf16" : "f32, f16, bf16 or q8_0", dtype_s);
     lt_err err = {0};
@@ -108,7 +77,7 @@ int cmd_export(int argc, char **argv) {
             ret = cli_fail(&err);
             goto done;
         }
-        print_verify(lora ? "gguf-lora" : "gguf", d, &vr);
+        cli_print_verify(lora ? "gguf-lora" : "gguf", d, &vr);
         if (!vr.ok) ret = 1;
     }
 done:

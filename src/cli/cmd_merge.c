@@ -33,39 +33,6 @@ static bool parse_size(const char *s, uint64_t *out) {
     return false;
 }
 
-static bool parse_dtype(const char *s, bool allow_keep, bool allow_q8, lt_dtype *out) {
-    if (allow_keep && !strcasecmp(s, "keep"))
-        *out = LT_DTYPE_KEEP;
-    else if (!strcasecmp(s, "f32") || !strcasecmp(s, "float32"))
-        *out = LT_DTYPE_F32;
-    else if (!strcasecmp(s, "f16") || !strcasecmp(s, "float16"))
-        *out = LT_DTYPE_F16;
-    else if (!strcasecmp(s, "bf16") || !strcasecmp(s, "bfloat16"))
-        *out = LT_DTYPE_BF16;
-    else if (allow_q8 && !strcasecmp(s, "q8_0"))
-        *out = LT_DTYPE_Q8_0;
-    else
-        return false;
-    return true;
-}
-
-static void print_verify(const char *what, lt_dtype d, const lt_verify_result *r) {
-    printf(
-        "verify %s (%s): config %s%s; weights: %lld compared with the exact merge, worst at "
-        "%.2f of the %s rounding bound%s%s -> %s; logits: %d prompts x %d tokens, max |diff| %.3g "
-        "vs the unmerged model (max |logit| %.3g, tolerance %.3g) -> %s; the adapter moves logits "
-        "by up to %.3g\n",
-        what, lt_dtype_name(d), r->config_ok ? "OK" : "DIFFERS: ", r->config_msg,
-        (long long)r->n_weights, r->worst, lt_dtype_name(d), r->worst_name[0] ? " in " : "",
-        r->worst_name, r->weights_ok ? "OK" : "FAILED", r->B, r->T, r->max_diff, r->max_ref, r->tol,
-        r->logits_ok ? "OK" : "FAILED", r->lora_effect);
-    if (r->config_ok && r->lora_effect > 0 && r->lora_effect < r->tol)
-        printf("note: the adapter moves logits by less than the %s logits tolerance; the weight "
-               "check is what sees it\n",
-               lt_dtype_name(d));
-    printf("verify: %s\n", r->ok ? "OK" : "FAILED");
-}
-
 int cmd_merge(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *out = NULL, *dtype_s = "keep", *shard_s = "2GB";
     bool verify = false, help = false;
@@ -94,7 +61,7 @@ int cmd_merge(int argc, char **argv) {
     if (!model) return cli_usage_error("merge", "--model is required");
     if (!out) return cli_usage_error("merge", "--out is required");
     lt_merge_opts mo = {.dtype = LT_DTYPE_KEEP};
-    if (!parse_dtype(dtype_s, true, false, &mo.dtype))
+    if (!cli_parse_dtype(dtype_s, true, false, &mo.dtype))
         return cli_usage_error("merge", "--dtype must be keep, f32, bf16 or f16 (got \"%s\")",
                                dtype_s);
     if (!parse_size(shard_s, &mo.shard_bytes))
@@ -131,7 +98,7 @@ int cmd_merge(int argc, char **argv) {
             goto done;
         }
         if (mo.cls) lt_verify_cls_head(a, got, &vr);
-        print_verify("merge", wd, &vr);
+        cli_print_verify("merge", wd, &vr);
         if (!vr.ok) ret = 1;
     }
 done:
