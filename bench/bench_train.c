@@ -54,6 +54,7 @@ static const bench_cfg CFGS[] = {
     {"A", 288, 6, 6, 6, 768, 32000, 256, 8},
     {"B", 768, 12, 12, 12, 2048, 32000, 512, 4},
     {"C", 2048, 4, 32, 4, 5632, 32000, 512, 1},
+    {"S", 576, 30, 9, 3, 1536, 49152, 512, 4}, // SmolLM2-135M-Instruct (the GGUF file as model_dir)
 };
 
 #define MAX_STEPS 64
@@ -244,7 +245,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc)
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fprintf(stderr, "usage: %s [A|B|C] [model_dir] [--steps N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [A|B|C|S] [model_dir] [--steps N]\n", argv[0]);
             return 0;
         } else if (strlen(argv[i]) == 1)
             cfg_name = argv[i];
@@ -255,7 +256,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof CFGS / sizeof *CFGS; i++)
         if (!strcmp(CFGS[i].name, cfg_name)) bc = &CFGS[i];
     if (!bc) {
-        fprintf(stderr, "bench_train: unknown config '%s' (A, B or C)\n", cfg_name);
+        fprintf(stderr, "bench_train: unknown config '%s' (A, B, C or S)\n", cfg_name);
         return 2;
     }
     if (steps < 3 || steps > MAX_STEPS) {
@@ -264,6 +265,11 @@ int main(int argc, char **argv) {
     }
     char defdir[256];
     snprintf(defdir, sizeof defdir, "/tmp/lt_bench/%s", bc->name);
+    if (!strcmp(bc->name, "S")) {
+        const char *home = getenv("HOME");
+        snprintf(defdir, sizeof defdir, "%s/.cache/loratune/SmolLM2-135M-Instruct.Q4_1.gguf",
+                 home ? home : ".");
+    }
     if (!dir) dir = defdir;
     if (!lt_file_exists(dir)) {
         // `make bench` runs every bench program without arguments: skip rather than fail.

