@@ -177,7 +177,12 @@ void lt_linear_fwd(float *y,         // (N, out)
         linear_fwd_small(y, x, W, b, N, accumulate);
         return;
     }
-    if (f32_direct(W)) {
+    if (f32_direct(W) && N == 1) {
+        // one row (decoding): OpenBLAS 0.3.21's sgemm does not forward M = 1 to gemv, which
+        // streams W once at memory bandwidth
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, blas_int(out), blas_int(in), 1.0f, W->data,
+                    blas_int((int64_t)(W->row_bytes / 4)), x, 1, accumulate ? 1.0f : 0.0f, y, 1);
+    } else if (f32_direct(W)) {
         lt_sgemm(false, true, N, out, in, 1.0f, x, in, W->data, (int64_t)(W->row_bytes / 4),
                  accumulate ? 1.0f : 0.0f, y, out);
     } else {
