@@ -53,7 +53,7 @@ int cmd_train(int argc, char **argv) {
     lt_train_opts o;
     lt_train_opts_default(&o);
     lt_lora_config lc = {.r = 16, .alpha = 32, .dropout = 0.05f, .layer_lo = 0, .layer_hi = -1};
-    int val_n = 0, log_level = 2;
+    int val_n = 0;
     float val_frac = 0;
     bool help = false, quiet = false;
     const char *optim = "adamw", *quant_type = "nf4"; // QLoRA (issue 8)
@@ -122,7 +122,6 @@ int cmd_train(int argc, char **argv) {
         cli_print_opts(opts, n_opts);
         return 0;
     }
-    (void)log_level;
     if (!model) return cli_usage_error("train", "--model is required");
     if (!data) return cli_usage_error("train", "--data is required");
     if (!strcmp(sched, "cosine")) o.sched = LT_SCHED_COSINE;

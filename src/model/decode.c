@@ -103,7 +103,7 @@ static void attend(lt_kv *kv, int l, int T) {
     const lt_config *c = &kv->m->cfg;
     const int B = kv->B, NH = c->n_head, NKV = c->n_head_kv, HS = c->head_dim;
     const int64_t QD = (int64_t)NH * HS, KVD = (int64_t)NKV * HS;
-    const int n_tot = kv->n_past + T, W = c->sliding_window;
+    const int W = c->sliding_window;
     const float scale = 1.0f / sqrtf((float)HS);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
@@ -145,7 +145,6 @@ static void attend(lt_kv *kv, int l, int T) {
             lt_sgemm(false, false, nt, HS, n_keys, 1.0f, S, n_keys, V, KVD, 0.0f, O, QD);
         }
     }
-    (void)n_tot;
 }
 
 lt_status lt_model_decode(lt_model *m, lt_kv *kv, const int32_t *ids, int T, const int32_t *kmask,
@@ -157,7 +156,7 @@ lt_status lt_model_decode(lt_model *m, lt_kv *kv, const int32_t *ids, int T, con
                           T, kv->n_past, kv->max_T);
     const int B = kv->B, C = c->n_embd;
     const int64_t N = (int64_t)B * T;
-    const size_t QD = (size_t)c->n_head * (size_t)c->head_dim, KVD = (size_t)c->n_head_kv * (size_t)c->head_dim;
+    const size_t KVD = (size_t)c->n_head_kv * (size_t)c->head_dim;
     for (int64_t i = 0; i < N; i++) {
         if (ids[i] < 0 || ids[i] >= c->n_vocab)
             return lt_err_set(err, LT_ERR_ARG, "token id %d is outside the vocabulary (0..%d)", ids[i],
@@ -209,7 +208,6 @@ lt_status lt_model_decode(lt_model *m, lt_kv *kv, const int32_t *ids, int T, con
         }
         lt_lin_fwd_infer(&L->lin[LT_MOD_DOWN], kv->h, kv->x, N, true, kv->hl, kv->ws);
     }
-    (void)QD;
     kv->n_past += T;
     if (all_logits) {
         lt_norm_fwd(m, m->final_norm, m->final_norm_b, kv->xn, kv->mean, kv->rstd, kv->x, N);

@@ -196,19 +196,23 @@ lt_status lt_ctx_new(lt_model *m, const lt_ctx_opts *o, lt_ctx **out, lt_err *er
 // ---------------------------------------------------------------------------------------------
 // linear modules with LoRA
 
-// The input the LoRA path sees: x itself, or dropout(x) regenerated from a hash of
-// (seed, step, module, element), so recomputation in backward reproduces the same mask.
+// Whether element e (row-major over (rows, in) from row 0 of the batch) survives the dropout
+// of module lm in this step: a hash of (seed, step, module, element), so recomputation in
+// backward reproduces the forward's mask exactly.
+static inline bool drop_keeps(const lt_ctx *c, const lt_lora_mod *lm, int64_t e) {
+    return lt_hash_uniform(c->drop_seed, (uint64_t)c->step, (uint64_t)lm->id, (uint64_t)e) <
+           1.0f - lm->dropout;
+}
+
+// The input the LoRA path sees: x itself, or dropout(x) (into c->drop).
 static const float *lora_input(lt_ctx *c, const lt_lora_mod *lm, const float *x, int64_t N,
                                int64_t row0) {
     if (!(lm->dropout > 0) || !c->train) return x;
-    float keep = 1.0f - lm->dropout, inv = 1.0f / keep;
+    float inv = 1.0f / (1.0f - lm->dropout);
     int64_t in = lm->in;
     for (int64_t n = 0; n < N; n++)
-        for (int64_t i = 0; i < in; i++) {
-            float u = lt_hash_uniform(c->drop_seed, (uint64_t)c->step, (uint64_t)lm->id,
-                                      (uint64_t)((row0 + n) * in + i));
-            c->drop[n * in + i] = u < keep ? x[n * in + i] * inv : 0.0f;
-        }
+        for (int64_t i = 0; i < in; i++)
+            c->drop[n * in + i] = drop_keeps(c, lm, (row0 + n) * in + i) ? x[n * in + i] * inv : 0.0f;
     return c->drop;
 }
 
@@ -257,14 +261,11 @@ static void lin_bwd(lt_ctx *c, const lt_linear *li, const float *x, const float 
     // product dhl A goes there and is masked while it is added to dx.
     float *t = c->drop;
     int64_t in = lm->in;
-    float keep = 1.0f - lm->dropout, inv = 1.0f / keep;
+    float inv = 1.0f / (1.0f - lm->dropout);
     lt_sgemm(false, false, N, in, r, 1.0f, c->dhl, r, lm->A, in, 0.0f, t, in);
     for (int64_t n = 0; n < N; n++)
-        for (int64_t i = 0; i < in; i++) {
-            float u = lt_hash_uniform(c->drop_seed, (uint64_t)c->step, (uint64_t)lm->id,
-                                      (uint64_t)((row0 + n) * in + i));
-            if (u < keep) dx[n * in + i] += t[n * in + i] * inv;
-        }
+        for (int64_t i = 0; i < in; i++)
+            if (drop_keeps(c, lm, (row0 + n) * in + i)) dx[n * in + i] += t[n * in + i] * inv;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -633,7 +634,6 @@ lt_status lt_model_eval_loss(lt_model *m, lt_ctx *c, const lt_batch *b, double *
     int64_t M = select_rows(c, b);
     *loss_sum = head_loss(c, M, 1.0f, false);
     c->train = train;
-    (void)m;
     return LT_OK;
 }
 

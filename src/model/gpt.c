@@ -21,12 +21,6 @@ typedef struct {
     float *cur;         // small f32 storage cursor
 } gl;
 
-static const lt_st_tensor *find(gl *g, const char *name, bool prefixed) {
-    char full[200];
-    snprintf(full, sizeof full, "%s%s", prefixed ? g->prefix : "", name);
-    return lt_st_set_find(g->m->st, full);
-}
-
 static lt_status vec(gl *g, const char *name, int64_t n, const float **out, lt_err *err) {
     char full[200];
     snprintf(full, sizeof full, "%s%s", g->prefix, name);
@@ -167,7 +161,6 @@ lt_status lt_model_load_hf_gpt(const char *dir, lt_model **out, lt_err *err) {
     gl g = {.m = m, .cur = m->small};
     if (g2) g.prefix = lt_st_set_find(m->st, "transformer.wte.weight") ? "transformer." : "";
     else g.prefix = "gpt_neox.";
-    (void)find;
     char name[160];
     // module slots: Q = fused qkv, O = attention output, UP / DOWN = MLP; K, V, GATE empty
     static const char *g2n[] = {"attn.c_attn", "", "", "attn.c_proj", "", "mlp.c_fc", "mlp.c_proj"};

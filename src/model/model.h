@@ -121,7 +121,6 @@ typedef struct lt_ctx_opts {
     int B, T;
     bool train;        // keep what backward needs
     bool checkpoint;   // recompute each block in backward, keep only block inputs
-    float lora_dropout_seed_unused;
 } lt_ctx_opts;
 
 lt_status lt_ctx_new(lt_model *m, const lt_ctx_opts *o, lt_ctx **out, lt_err *err);
