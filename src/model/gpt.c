@@ -64,13 +64,8 @@ static lt_status conv1d(gl *g, const char *name, int64_t in, int64_t out, char *
     return LT_OK;
 }
 
-static lt_status parse_config(const char *dir, lt_model *m, lt_err *err) {
-    char path[4096];
-    cJSON *j = NULL;
-    if (!lt_path_join(path, sizeof path, dir, "config.json"))
-        return lt_err_set(err, LT_ERR_ARG, "%s: path too long", dir);
-    lt_status st = lt_json_parse_file(path, &j, err);
-    if (st) return st;
+static lt_status parse_config(const char *path, const cJSON *j, lt_model *m, lt_err *err) {
+    lt_status st = LT_OK;
     lt_config *c = &m->cfg;
     lt_arch *a = &m->arch;
     const char *mt = lt_json_str(j, "model_type", "");
@@ -140,15 +135,15 @@ static lt_status parse_config(const char *dir, lt_model *m, lt_err *err) {
     if (!st && (c->n_head <= 0 || c->n_embd % c->n_head))
         st = lt_err_set(err, LT_ERR_FORMAT, "%s: hidden size %d is not a multiple of %d heads", path, c->n_embd, c->n_head);
     if (!st) st = lt_model_check_config(c, path, err);
-    cJSON_Delete(j);
     return st;
 }
 
-lt_status lt_model_load_hf_gpt(const char *dir, lt_model **out, lt_err *err) {
+lt_status lt_model_load_hf_gpt(const char *dir, const char *config_path, const cJSON *config,
+                               lt_model **out, lt_err *err) {
     lt_model *m = lt_calloc(1, sizeof *m);
     if (!m) return lt_err_set(err, LT_ERR_OOM, "out of memory");
     lt_status st;
-    if ((st = parse_config(dir, m, err))) goto fail;
+    if ((st = parse_config(config_path, config, m, err))) goto fail;
     if ((st = lt_st_set_open_dir(dir, &m->st, err))) goto fail;
     const lt_config *c = &m->cfg;
     bool g2 = m->arch.qkv == LT_QKV_FUSED;

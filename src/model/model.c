@@ -122,13 +122,9 @@ lt_status lt_model_alloc(lt_model *m, size_t n_small, lt_err *err) {
 // ---------------------------------------------------------------------------------------------
 // Hugging Face directories
 
-static lt_status parse_hf_config(const char *dir, lt_model *m, lt_err *err) {
-    char path[4096];
-    if (!lt_path_join(path, sizeof path, dir, "config.json"))
-        return lt_err_set(err, LT_ERR_ARG, "%s: path too long", dir);
-    cJSON *j = NULL;
-    lt_status st = lt_json_parse_file(path, &j, err);
-    if (st) return st;
+// Fills m->cfg and m->arch from config.json (parsed as j; path names it in messages).
+static lt_status parse_hf_config(const char *path, const cJSON *j, lt_model *m, lt_err *err) {
+    lt_status st = LT_OK;
     lt_config *c = &m->cfg;
     lt_arch *a = &m->arch;
     const char *mt = lt_json_str(j, "model_type", "");
@@ -203,7 +199,6 @@ static lt_status parse_hf_config(const char *dir, lt_model *m, lt_err *err) {
     }
     st = lt_model_check_config(c, path, err);
 done:
-    cJSON_Delete(j);
     return st;
 }
 
@@ -232,21 +227,25 @@ static lt_status load_mat(lt_model *m, const char *name, int64_t rows, int64_t c
 }
 
 lt_status lt_model_load_hf(const char *dir, lt_model **out, lt_err *err) {
-    {   // GPT-2 and GPT-NeoX have their own names and config keys (gpt.c)
-        char path[4096];
-        cJSON *j = NULL;
-        if (!lt_path_join(path, sizeof path, dir, "config.json"))
-            return lt_err_set(err, LT_ERR_ARG, "%s: path too long", dir);
-        lt_status st0 = lt_json_parse_file(path, &j, err);
-        if (st0) return st0;
-        const char *mt = lt_json_str(j, "model_type", "");
-        bool gpt = !strcmp(mt, "gpt2") || !strcmp(mt, "gpt_neox");
+    char path[4096];
+    cJSON *j = NULL;
+    if (!lt_path_join(path, sizeof path, dir, "config.json"))
+        return lt_err_set(err, LT_ERR_ARG, "%s: path too long", dir);
+    lt_status st = lt_json_parse_file(path, &j, err);
+    if (st) return st;
+    const char *mt = lt_json_str(j, "model_type", "");
+    if (!strcmp(mt, "gpt2") || !strcmp(mt, "gpt_neox")) { // own names and config keys (gpt.c)
+        st = lt_model_load_hf_gpt(dir, path, j, out, err);
         cJSON_Delete(j);
-        if (gpt) return lt_model_load_hf_gpt(dir, out, err);
+        return st;
     }
     lt_model *m = lt_calloc(1, sizeof *m);
-    if (!m) return lt_err_set(err, LT_ERR_OOM, "out of memory");
-    lt_status st = parse_hf_config(dir, m, err);
+    if (!m) {
+        cJSON_Delete(j);
+        return lt_err_set(err, LT_ERR_OOM, "out of memory");
+    }
+    st = parse_hf_config(path, j, m, err);
+    cJSON_Delete(j);
     if (st) goto fail;
     const lt_config *c = &m->cfg;
     if ((st = lt_st_set_open_dir(dir, &m->st, err))) goto fail;

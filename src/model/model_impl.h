@@ -28,7 +28,9 @@ void lt_qkv_split(const lt_model *m, const float *qkv, float *q, float *k, float
 // Token (and learned position) embeddings of N ids at positions pos into x (N, C).
 void lt_embed(const lt_model *m, const int32_t *ids, const int32_t *pos, float *x, int64_t N);
 
-// GPT-2 and GPT-NeoX Hugging Face directories (gpt.c).
-lt_status lt_model_load_hf_gpt(const char *dir, lt_model **out, lt_err *err);
+// GPT-2 and GPT-NeoX Hugging Face directories (gpt.c); config is dir's parsed config.json
+// (borrowed), config_path its name for messages.
+lt_status lt_model_load_hf_gpt(const char *dir, const char *config_path, const cJSON *config,
+                               lt_model **out, lt_err *err);
 
 #endif
