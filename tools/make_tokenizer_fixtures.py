@@ -13,7 +13,7 @@ Writes tests/fixtures/tokenizers/:
   <name>.tokenizer.json    small real tokenizers trained here with the `tokenizers` trainers
   <name>.expected.json     their ids (without / with special tokens) and decodes
 Run from the repository root:  python3 tools/make_tokenizer_fixtures.py
-Needs: tokenizers (0.2x), sentencepiece (only for the cross-check). Never used by `make test`.
+Needs: tokenizers (0.2x), sentencepiece + protobuf (the cross-check and the Precompiled fixture). Never used by `make test`.
 """
 import json
 import os
@@ -451,6 +451,40 @@ def make_trained():
     finish("bpe_splits", json.loads(tok.to_str()), strings + ["a|b||c 12ab 3...4!!5", "x1y22z333"])
 
 
+def make_spm_precompiled():
+    """9. A real SentencePiece Unigram model (trained here with sentencepiece, nmt_nfkc rules) as
+    tokenizers' SentencePieceUnigramTokenizer.from_spm writes it: the Precompiled normalizer
+    carries sentencepiece's charsmap (a double-array trie + replacement strings), as in rinna's
+    and T5's tokenizer.json files. Needs sentencepiece and protobuf."""
+    import base64
+    import tempfile
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    lines = [line for line in corpus() if line.strip()]
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "corpus.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(lines))
+        spm.SentencePieceTrainer.train(input=os.path.join(d, "corpus.txt"), model_prefix=os.path.join(d, "sp"),
+                                       vocab_size=1000, model_type="unigram", character_coverage=0.9995,
+                                       normalization_rule_name="nmt_nfkc", minloglevel=2)
+        m = pb.ModelProto()
+        m.ParseFromString(open(os.path.join(d, "sp.model"), "rb").read())
+    charsmap = base64.b64encode(m.normalizer_spec.precompiled_charsmap).decode()
+    tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [],
+          "normalizer": {"type": "Sequence", "normalizers": [
+              {"type": "Precompiled", "precompiled_charsmap": charsmap},
+              {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]},
+          "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True},
+          "post_processor": None,
+          "decoder": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True},
+          "model": {"type": "Unigram", "unk_id": m.trainer_spec.unk_id, "byte_fallback": False,
+                    "vocab": [[p.piece, p.score] for p in m.pieces]}}
+    extra = ["ｶﾞｷﾞｸﾞ ﾊﾟﾋﾟ ｳﾞ", "㈱㌔㍉ ™ № ℡ ㏍", "ｱｲｳｴｵ　全角スペース", "Ⅻ ⅷ ¼ ² ₃", "\u0041\u030a\u212b",
+             "ﬃ ﬄ ﬅ ᴬ", "\ufeffBOM and \u00ad soft hyphen", "e\u0301\u0302\u0303\u0304\u0305\u0306 long cluster",
+             "ｺﾝﾆﾁﾊ、ﾃｽﾄ。", "🇯🇵🇺🇸 flags 👨‍👩‍👧 family"]
+    finish("unigram_precompiled", tj, HARD + extra)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     write_json("hard_strings.json", HARD)
@@ -461,3 +495,5 @@ if __name__ == "__main__":
         make_gpt2()
     if "trained" in what:
         make_trained()
+    if "trained" in what or "precompiled" in what:
+        make_spm_precompiled()

@@ -6,8 +6,8 @@
  * `find_matches`: a pattern cuts a word into alternating (gap, match) pieces; the behaviour says
  * what happens to the matches (Isolated, Removed, MergedWithPrevious, MergedWithNext, Contiguous);
  * empty pieces are dropped. Regexes are compiled with PCRE2_UTF | PCRE2_UCP so \s, \w, \p{L}
- * are Unicode-aware as in Oniguruma / Rust regex. Not here: the Precompiled (SentencePiece
- * charsmap) normalizer, BertNormalizer's Chinese-character padding, UnicodeScripts.
+ * are Unicode-aware as in Oniguruma / Rust regex. The Precompiled (SentencePiece charsmap)
+ * normalizer is in precompiled.c. Not here: BertNormalizer's Chinese-character padding, UnicodeScripts.
  */
 #include "tokenizer/tok_internal.h"
 
@@ -140,6 +140,14 @@ static bool is_punct_cp(int32_t c) {
     }
 }
 
+// Rust's char::is_numeric (the Digits pre-tokenizer): general categories Nd, Nl and No, so
+// "①", "½" and "٣" are digits too.
+static bool is_numeric_cp(int32_t c) {
+    if (c < 0x80) return c >= '0' && c <= '9';
+    utf8proc_category_t k = utf8proc_category(c);
+    return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
+}
+
 typedef enum { CP_SPACE, CP_PUNCT, CP_DIGIT, CP_CHAR } cp_pred;
 
 // Each code point satisfying the predicate is its own match (pattern.rs, impl for Fn(char)).
@@ -151,7 +159,7 @@ static bool char_pieces(cp_pred pred, int32_t ch, const char *s, size_t n, tk_pi
         int32_t c = tk_utf8_decode(s + i, n - i, &l);
         bool m = pred == CP_SPACE   ? is_space_cp(c)
                  : pred == CP_PUNCT ? is_punct_cp(c)
-                 : pred == CP_DIGIT ? (c >= '0' && c <= '9')
+                 : pred == CP_DIGIT ? is_numeric_cp(c)
                                     : c == ch;
         if (m) {
             if (last < i && !pieces_push(out, last, i, false)) return false;
@@ -422,6 +430,9 @@ lt_status tk_normalize(const lt_tokenizer *t, const char *s, size_t n, tk_buf *o
                     }
                 }
             }
+            break;
+        case TK_NORM_PRECOMPILED:
+            if (!tk_precompiled_apply(nm, src, sn, &tmp)) goto oom;
             break;
         case TK_NORM_BYTE_LEVEL:
             for (size_t i = 0; i < sn; i++) {

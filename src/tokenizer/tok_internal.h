@@ -96,6 +96,7 @@ typedef enum {
     TK_NORM_APPEND,       // str, only when the text is not empty
     TK_NORM_REPLACE,      // literal str -> str2, or regex re -> str2
     TK_NORM_BYTE_LEVEL,   // bytes -> GPT-2 byte-level characters
+    TK_NORM_PRECOMPILED,  // SentencePiece charsmap in str (len bytes), a = trie units (precompiled.c)
 } tk_norm_kind;
 
 typedef struct tk_norm {
@@ -235,6 +236,11 @@ lt_status tk_regex_compile(const char *pat, size_t len, const char *what, pcre2_
                            lt_err *err);
 // Applies the normalizers to s[0..n) and writes the result to out (replacing its content).
 lt_status tk_normalize(const lt_tokenizer *t, const char *s, size_t n, tk_buf *out, lt_err *err);
+// The Precompiled normalizer: parse a base64 charsmap into nm (copied into the arena), and
+// apply it to s[0..n) (out replaced; false on OOM).
+lt_status tk_precompiled_parse(tk_arena *arena, const char *b64, const char *what, tk_norm *nm,
+                               lt_err *err);
+bool tk_precompiled_apply(const tk_norm *nm, const char *s, size_t n, tk_buf *out);
 
 // A word list: spans into buf. origin: the span starts at offset 0 of the original text.
 typedef struct tk_span {

@@ -7,7 +7,7 @@
  *                   byte_fallback, ignore_merges), Unigram (vocab [[piece, score]], unk_id,
  *                   byte_fallback)
  *   normalizer:     NFC NFD NFKC NFKD Lowercase Strip StripAccents Prepend Append Replace
- *                   ByteLevel Sequence; Precompiled only with an empty charsmap
+ *                   ByteLevel Sequence Precompiled (SentencePiece charsmap)
  *   pre_tokenizer:  ByteLevel Split Metaspace Whitespace WhitespaceSplit Digits Punctuation
  *                   BertPreTokenizer CharDelimiterSplit Sequence
  *   post_processor: TemplateProcessing (single), RobertaProcessing, BertProcessing, ByteLevel,
@@ -147,9 +147,8 @@ static lt_status parse_norm(ld *l, const cJSON *n, int depth) {
     } else if (!strcmp(type, "Precompiled")) {
         const char *cm = jstr(n, "precompiled_charsmap");
         if (!cm || !cm[0]) return LT_OK; // an empty charsmap normalizes nothing
-        return lt_err_set(l->err, LT_ERR_UNSUPPORTED,
-                          "%s: normalizer \"Precompiled\" (a SentencePiece charsmap) is not "
-                          "supported", l->what);
+        lt_status st = tk_precompiled_parse(&l->t->arena, cm, l->what, &nm, l->err);
+        if (st) return st;
     } else return unsup(l, "normalizer", type);
     return add_norm(l, nm);
 }

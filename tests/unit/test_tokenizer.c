@@ -349,6 +349,69 @@ static void test_errors(void) {
     CHECK(lt_tokenizer_load_hf_mem(re, strlen(re), NULL, 0, "re.json", &t, &err) == LT_ERR_FORMAT);
     CHECK(strstr(err.msg, "regex") != NULL);
 
+    // Precompiled charsmaps: not base64, a trie larger than the blob; then random tries (each
+    // trie step is bounds-checked: encoding must neither crash nor read outside the blob)
+    const char *pc_fmt = "{\"model\": {\"type\": \"Unigram\", \"unk_id\": 0, \"vocab\": [[\"<unk>\", 0], "
+                         "[\"a\", -1], [\"b\", -2]]}, \"normalizer\": {\"type\": \"Precompiled\", "
+                         "\"precompiled_charsmap\": \"%s\"}}";
+    char pcj[4096];
+    snprintf(pcj, sizeof pcj, pc_fmt, "not*base64");
+    CHECK(lt_tokenizer_load_hf_mem(pcj, strlen(pcj), NULL, 0, "pc.json", &t, &err) == LT_ERR_FORMAT);
+    CHECK(strstr(err.msg, "pc.json") != NULL && strstr(err.msg, "base64") != NULL);
+    snprintf(pcj, sizeof pcj, pc_fmt, "AAEAAAAAAAA="); // trie of 256 bytes in an 8-byte blob
+    CHECK(lt_tokenizer_load_hf_mem(pcj, strlen(pcj), NULL, 0, "pc.json", &t, &err) == LT_ERR_FORMAT);
+    CHECK(strstr(err.msg, "trie") != NULL);
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint64_t rs = 12345;
+    int loaded = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        unsigned char bin[600];
+        size_t units = 1 + trial % 100, nb = 4 + units * 4 + 40;
+        bin[0] = (unsigned char)(units * 4), bin[1] = (unsigned char)(units * 4 >> 8), bin[2] = bin[3] = 0;
+        for (size_t i = 4; i < nb; i++) {
+            rs = rs * 6364136223846793005ull + 1442695040888963407ull;
+            bin[i] = (unsigned char)(rs >> 56);
+            if (i >= nb - 40) bin[i] = bin[i] % 5 ? (unsigned char)('a' + bin[i] % 26) : 0; // UTF-8 strings
+        }
+        char enc[900];
+        size_t k = 0;
+        for (size_t i = 0; i + 2 < nb; i += 3) { // nb is a multiple of 3 or not: drop the tail
+            uint32_t v = (uint32_t)bin[i] << 16 | (uint32_t)bin[i + 1] << 8 | bin[i + 2];
+            enc[k++] = b64[v >> 18], enc[k++] = b64[v >> 12 & 63], enc[k++] = b64[v >> 6 & 63], enc[k++] = b64[v & 63];
+        }
+        enc[k] = 0;
+        snprintf(pcj, sizeof pcj, pc_fmt, enc);
+        if (lt_tokenizer_load_hf_mem(pcj, strlen(pcj), NULL, 0, "pc.json", &t, &err) != LT_OK) continue;
+        loaded++;
+        lt_ids ids = {0};
+        const char *txt = "ab \xef\xbd\xb6\xef\xbe\x9e a\xcc\x81 \xe2\x91\xa0";
+        lt_status st = lt_tokenizer_encode(t, txt, strlen(txt), 0, &ids, &err);
+        CHECK(st == LT_OK || st == LT_ERR_ARG);
+        lt_ids_deinit(&ids);
+        lt_tokenizer_free(t);
+        t = NULL;
+    }
+    CHECK_MSG(loaded > 100, "only %d of 200 random charsmaps loaded", loaded);
+
+    // Digits uses Rust's char::is_numeric: "①" and "½" are digits, so with individual_digits
+    // they cannot merge, and without it they stay one piece that can
+    for (int indiv = 0; indiv < 2; indiv++) {
+        char dj[512];
+        snprintf(dj, sizeof dj, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"\u2460\": 0, \"\u00bd\": 1, "
+                 "\"\u2460\u00bd\": 2, \"a\": 3}, \"merges\": [\"\u2460 \u00bd\"]}, \"pre_tokenizer\": "
+                 "{\"type\": \"Digits\", \"individual_digits\": %s}}", indiv ? "true" : "false");
+        CHECK_OK(lt_tokenizer_load_hf_mem(dj, strlen(dj), NULL, 0, "digits.json", &t, &err), &err);
+        if (!t) continue;
+        lt_ids ids = {0};
+        const char *txt = "a\xe2\x91\xa0\xc2\xbd"; // a①½
+        CHECK_OK(lt_tokenizer_encode(t, txt, strlen(txt), 0, &ids, &err), &err);
+        if (indiv) CHECK(ids.n == 3 && ids.ids[0] == 3 && ids.ids[1] == 0 && ids.ids[2] == 1);
+        else CHECK(ids.n == 2 && ids.ids[0] == 3 && ids.ids[1] == 2);
+        lt_ids_deinit(&ids);
+        lt_tokenizer_free(t);
+        t = NULL;
+    }
+
     // a tiny valid tokenizer: merges in both forms, an unknown character dropped (no unk)
     const char *ok = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2, \"abb\": 3},"
                      "\"merges\": [\"a b\", [\"ab\", \"b\"]]}}";
