@@ -115,4 +115,7 @@ lint:
 clean:
 	rm -rf build
 
+# The AMX bf16 GEMM is the one file built for AMX/AVX-512; it runs only after a run-time check.
+$(BUILD)/obj/src/ops/gemm_bf16_amx.o: CFLAGS += -mamx-tile -mamx-bf16 -mavx512f -mavx512bf16
+
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -38,6 +38,40 @@ void lt_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
               int64_t ldc);
 
 // ---------------------------------------------------------------------------------------------
+// bf16 mixed precision for the frozen-weight linears (gemm_bf16.c, gemm_bf16_amx.c)
+
+// Process-wide precision of lt_linear_fwd / lt_linear_bwd_x (like torch's autocast or
+// set_float32_matmul_precision). LT_PREC_F32 (default): exact f32 as above. LT_PREC_BF16: for
+// more than 8 rows, x (or dy) and W are rounded to bf16 (nearest even), products summed in f32,
+// output f32 (bias added in f32); on AMX when the CPU has it, else emulated with sgemm on rounded
+// copies (slower than f32). Decode-sized calls (<= 8 rows) stay f32. Set it before threads run.
+typedef enum { LT_PREC_F32 = 0, LT_PREC_BF16 = 1 } lt_matmul_prec;
+void lt_ops_set_matmul_precision(lt_matmul_prec p);
+lt_matmul_prec lt_ops_matmul_precision(void);
+
+// Whether the AMX-BF16 kernel can run here: CPUID (AMX-TILE, AMX-BF16, AVX512F, AVX512_BF16),
+// XCR0 tile state enabled by the OS, and arch_prctl(ARCH_REQ_XCOMP_PERM) granted (requested
+// once per process, thread-safe). Environment LT_NO_AMX=1 makes it false.
+bool lt_bf16_amx_available(void);
+
+typedef enum {
+    LT_BF16_AUTO = 0, // AMX if available, else emulation
+    LT_BF16_AMX,      // the AMX kernel (falls back to emulation when unavailable)
+    LT_BF16_EMUL,     // bf16-rounded copies multiplied by sgemm (same products, f32 sums)
+} lt_bf16_impl;
+// y(M, out) (=|+=) bf16(x)(M, in) @ bf16(W)(out, in)^T, f32 sums. W: any float dtype.
+// dx(M, in) += bf16(dy)(M, out) @ bf16(W)(out, in).
+// Workspace: a buffer owned by gemm_bf16.c, grown to the largest call so far and then reused
+// (calls serialise on a mutex); lt_gemm_bf16_release frees it. Return false, having done
+// nothing, only when that buffer cannot be allocated (the caller then takes the f32 path).
+// Threads: OpenMP inside; call from outside any parallel region.
+bool lt_gemm_bf16_fwd(float *y, const float *x, const lt_mat *W, int64_t M, bool accumulate,
+                      lt_bf16_impl impl);
+bool lt_gemm_bf16_bwd_x(float *dx, const float *dy, const lt_mat *W, int64_t M,
+                        lt_bf16_impl impl);
+void lt_gemm_bf16_release(void);
+
+// ---------------------------------------------------------------------------------------------
 // normalisation
 
 // out(N,C) = x / sqrt(mean(x^2) + eps) * w ; rstd(N) saved for backward. (HF LlamaRMSNorm in f32)

@@ -173,6 +173,11 @@ void lt_linear_fwd(float *y,         // (N, out)
                    float *ws) {      // (lt_linear_ws_floats(W))
     int64_t in = W->cols, out = W->rows;
     if (N <= 0 || out <= 0) return;
+    if (N > LINEAR_SMALL_N && lt_ops_matmul_precision() == LT_PREC_BF16 &&
+        lt_gemm_bf16_fwd(y, x, W, N, accumulate, LT_BF16_AUTO)) {
+        if (b) add_bias_rows(y, b, N, out);
+        return; // (decode-sized calls stay f32: they are bound by reading W, not by FLOPs)
+    }
     if (N <= LINEAR_SMALL_N && W->dtype != LT_DTYPE_F32) {
         linear_fwd_small(y, x, W, b, N, accumulate);
         return;
@@ -205,6 +210,9 @@ void lt_linear_bwd_x(float *dx,        // (N, in) +=
                      float *ws) {      // (lt_linear_ws_floats(W))
     int64_t in = W->cols, out = W->rows;
     if (N <= 0 || out <= 0) return;
+    if (N > LINEAR_SMALL_N && lt_ops_matmul_precision() == LT_PREC_BF16 &&
+        lt_gemm_bf16_bwd_x(dx, dy, W, N, LT_BF16_AUTO))
+        return;
     if (f32_direct(W)) {
         lt_sgemm(false, false, N, in, out, 1.0f, dy, out, W->data, (int64_t)(W->row_bytes / 4),
                  1.0f, dx, in);

@@ -1,0 +1,241 @@
+/*
+ * gemm_bf16_amx.c - bf16 GEMM on Intel AMX tiles (TDPBF16PS), f32 accumulation.
+ *
+ * What: C(M, NO) (=|+=) A(M, R) @ B(R, NO) with A f32 (rounded to bf16 while packing) and B the
+ * frozen weight W in any dtype (rows converted with simd_mat_row_to_f32, then rounded to bf16 and
+ * laid out in the VNNI pair layout TDPBF16PS reads). Each output block of 32 x 32 is 2 x 2
+ * accumulator tiles (tmm0-3) fed by two A tiles (tmm4-5, 16 rows x 32 k) and two B tiles
+ * (tmm6-7, 16 k-pairs x 16 columns): 4 tile products per 4 tile loads.
+ * Blocking: the reduction in chunks of BF16_KC, A packed once per chunk for all rows; output
+ * columns in panels of BF16_NC whose packed B (<= 512 KB) stays in L2 while every 32-row block
+ * of A streams past it. OpenMP over 16-row tiles for packing and over 32 x 32 output blocks
+ * (row-major order, so a thread's consecutive blocks share their A rows) for the product.
+ * Numerics: products of bf16 values are exact in f32; TDPBF16PS adds them in f32 (round to
+ * nearest even) but treats bf16 subnormal inputs as zero and flushes subnormal results; f32 to
+ * bf16 rounding is VCVTNE2PS2BF16 (nearest even, subnormal inputs taken as zero). So the result
+ * equals the f32 sum of bf16(A) * bf16(B) up to summation order, except where inputs are
+ * subnormal (|x| < 1.2e-38).
+ * What not: this file is built with -mamx-tile -mamx-bf16 -mavx512f -mavx512bf16 and must run
+ * only after lt_bf16_amx_available() (gemm_bf16.c) said yes: every entry point is called from
+ * there. No allocation (the caller's workspace), no cached packed weights (the frozen weight is
+ * re-packed each call: O(NO R) work against O(M NO R) products).
+ * Reference: Intel SDM vol. 1 ch. 3 (AMX), Intel Optimization Manual ch. 20 (AMX GEMM blocking),
+ * the Linux kernel's Documentation/arch/x86/xstate.rst (arch_prctl XTILEDATA permission).
+ */
+#include "ops/gemm_bf16_impl.h"
+
+#include "ops/simd_avx2.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define OPS_STR(x) #x
+#ifdef _OPENMP
+#define OMP_PARALLEL_FOR(clauses) _Pragma(OPS_STR(omp parallel for schedule(static) clauses))
+#else
+#define OMP_PARALLEL_FOR(clauses)
+#endif
+
+#define TILE_ELEMS 512 // bf16 values in one A or B tile (16 rows x 64 bytes)
+
+// ---------------------------------------------------------------------------------------------
+// tile configuration: all eight tiles 16 rows x 64 bytes, loaded once per thread (a thread keeps
+// its configuration until it exits; nothing else in the process uses tiles)
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+static _Thread_local bool tile_ready;
+
+static void tile_setup(void) {
+    if (tile_ready) return;
+    tile_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) c.rows[t] = 16, c.colsb[t] = 64;
+    _tile_loadconfig(&c);
+    tile_ready = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// packing
+
+// 32 f32 -> 32 bf16 (nearest even) at dst; n < 32 valid values, the rest 0.
+static inline void cvt32(uint16_t *dst, const float *src, int64_t n) {
+    __m512 lo, hi;
+    if (n >= 32) {
+        lo = _mm512_loadu_ps(src), hi = _mm512_loadu_ps(src + 16);
+    } else {
+        __mmask16 ml = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+        __mmask16 mh = (__mmask16)(n <= 16 ? 0 : (1u << (n - 16)) - 1);
+        lo = _mm512_maskz_loadu_ps(ml, src), hi = _mm512_maskz_loadu_ps(mh, src + 16);
+    }
+    _mm512_storeu_si512((void *)dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+}
+
+// A tiles: ap[(mt * KS + ks) * 512 + i * 32 + c] = bf16(A[mt*16 + i][ks*32 + c]), zero past M
+// rows and kn columns. Mp rows (a multiple of 32).
+static void pack_a(uint16_t *ap, const float *A, int64_t lda, int64_t M, int64_t Mp, int64_t kn,
+                   int64_t KS) {
+    OMP_PARALLEL_FOR()
+    for (int64_t mt = 0; mt < Mp / 16; mt++) {
+        for (int64_t i = 0; i < 16; i++) {
+            int64_t row = mt * 16 + i;
+            for (int64_t ks = 0; ks < KS; ks++) {
+                uint16_t *dst = ap + (mt * KS + ks) * TILE_ELEMS + i * 32;
+                if (row >= M) memset(dst, 0, 64);
+                else cvt32(dst, A + row * lda + ks * 32, kn - ks * 32);
+            }
+        }
+    }
+}
+
+// B tiles of the forward (B = W^T, W rows are output columns): tile (nt, ks) holds, as 32-bit
+// words, word[kk][j] = {bf16 W[n0 + nt*16 + j][k0 + ks*32 + 2kk], ... + 2kk + 1}: a W row's 32
+// values of a k-step go down one column of the tile. NT tiles (covering nn <= BF16_NC rows of W,
+// zero past them).
+static void pack_b_fwd(uint16_t *bp, const lt_mat *W, int64_t n0, int64_t nn, int64_t NT,
+                       int64_t k0, int64_t kn, int64_t KS) {
+    const __m512i col = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6,
+                                                            5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32(16));
+    OMP_PARALLEL_FOR()
+    for (int64_t nt = 0; nt < NT; nt++) {
+        float buf[BF16_KC];
+        for (int64_t j = 0; j < 16; j++) {
+            int64_t n = nt * 16 + j;
+            if (n < nn) simd_mat_row_to_f32(buf, W, n0 + n, k0, kn);
+            for (int64_t ks = 0; ks < KS; ks++) {
+                int32_t *dst = (int32_t *)(void *)(bp + (nt * KS + ks) * TILE_ELEMS) + j;
+                __m512i v = _mm512_setzero_si512();
+                if (n < nn) {
+                    int64_t r = kn - ks * 32;
+                    __m512 lo, hi;
+                    if (r >= 32) {
+                        lo = _mm512_loadu_ps(buf + ks * 32), hi = _mm512_loadu_ps(buf + ks * 32 + 16);
+                    } else {
+                        __mmask16 ml = (__mmask16)(r >= 16 ? 0xffff : (1u << r) - 1);
+                        __mmask16 mh = (__mmask16)(r <= 16 ? 0 : (1u << (r - 16)) - 1);
+                        lo = _mm512_maskz_loadu_ps(ml, buf + ks * 32);
+                        hi = _mm512_maskz_loadu_ps(mh, buf + ks * 32 + 16);
+                    }
+                    v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+                }
+                _mm512_i32scatter_epi32(dst, col, v, 4);
+            }
+        }
+    }
+}
+
+// B tiles of bwd_x (B = W, W rows are the reduction): tile (nt, ks) holds word[kk][j] =
+// {bf16 W[k0 + ks*32 + 2kk][n0 + nt*16 + j], W[k0 + ks*32 + 2kk + 1][same column]}: two W rows
+// interleaved. Columns past nn and rows past kn are zero.
+static void pack_b_bwd(uint16_t *bp, const lt_mat *W, int64_t n0, int64_t nn, int64_t NT,
+                       int64_t k0, int64_t kn, int64_t KS) {
+    OMP_PARALLEL_FOR()
+    for (int64_t ks = 0; ks < KS; ks++) {
+        float r0[BF16_NC], r1[BF16_NC];
+        for (int64_t kk = 0; kk < 16; kk++) {
+            int64_t k = ks * 32 + 2 * kk;
+            memset(r0, 0, sizeof r0), memset(r1, 0, sizeof r1);
+            if (k < kn) simd_mat_row_to_f32(r0, W, k0 + k, n0, nn);
+            if (k + 1 < kn) simd_mat_row_to_f32(r1, W, k0 + k + 1, n0, nn);
+            for (int64_t nt = 0; nt < NT; nt++) {
+                __m256i a = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(r0 + nt * 16));
+                __m256i b = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(r1 + nt * 16));
+                __m512i w = _mm512_or_si512(_mm512_cvtepu16_epi32(a),
+                                            _mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16));
+                _mm512_storeu_si512((void *)(bp + (nt * KS + ks) * TILE_ELEMS + kk * 32), w);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// product
+
+// One 32 x 32 block of C at c (ldc floats per row; mrem, nrem rows/columns of it exist) from two
+// A tile rows a (tiles a + ks*512, then a + KS*512 + ks*512) and two B tile columns b (same).
+// load_c: start from C's values (accumulate), else from zero.
+static void block_32x32(float *c, int64_t ldc, int64_t mrem, int64_t nrem, bool load_c,
+                        const uint16_t *a, const uint16_t *b, int64_t KS) {
+    _Alignas(64) float cb[4 * 256];
+    bool full = mrem >= 32 && nrem >= 32;
+    float *c0 = cb, *c1 = cb + 256, *c2 = cb + 512, *c3 = cb + 768;
+    size_t stride = 64;
+    if (full) {
+        c0 = c, c1 = c + 16, c2 = c + 16 * ldc, c3 = c + 16 * ldc + 16;
+        stride = (size_t)ldc * sizeof(float);
+    } else if (load_c) {
+        for (int64_t i = 0; i < 32; i++)
+            for (int64_t j = 0; j < 32; j++)
+                cb[((i / 16) * 2 + j / 16) * 256 + (i % 16) * 16 + j % 16] =
+                    i < mrem && j < nrem ? c[i * ldc + j] : 0.0f;
+    }
+    if (load_c) {
+        _tile_loadd(0, c0, stride);
+        _tile_loadd(1, c1, stride);
+        _tile_loadd(2, c2, stride);
+        _tile_loadd(3, c3, stride);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
+    const uint16_t *a1 = a + KS * TILE_ELEMS, *b1 = b + KS * TILE_ELEMS;
+    for (int64_t ks = 0; ks < KS; ks++) {
+        _tile_loadd(4, a + ks * TILE_ELEMS, 64);
+        _tile_loadd(6, b + ks * TILE_ELEMS, 64);
+        _tile_loadd(5, a1 + ks * TILE_ELEMS, 64);
+        _tile_loadd(7, b1 + ks * TILE_ELEMS, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, c0, stride);
+    _tile_stored(1, c1, stride);
+    _tile_stored(2, c2, stride);
+    _tile_stored(3, c3, stride);
+    if (!full) {
+        for (int64_t i = 0; i < mrem && i < 32; i++)
+            for (int64_t j = 0; j < nrem && j < 32; j++)
+                c[i * ldc + j] = cb[((i / 16) * 2 + j / 16) * 256 + (i % 16) * 16 + j % 16];
+    }
+}
+
+void lt_gemm_bf16_amx(float *C,        // (M, NO), ldc
+                      int64_t ldc,
+                      const float *A,  // (M, R), lda
+                      int64_t lda, int64_t M,
+                      const lt_mat *W, // (NO, R) when w_rows_are_out, else (R, NO)
+                      bool w_rows_are_out, bool accumulate, void *ws) {
+    int64_t NO = w_rows_are_out ? W->rows : W->cols;
+    int64_t R = w_rows_are_out ? W->cols : W->rows;
+    int64_t Mp = bf16_round_up(M, 32);
+    int64_t kcp = bf16_round_up(R < BF16_KC ? R : BF16_KC, 32);
+    uint16_t *ap = ws, *bp = ap + Mp * kcp;
+    for (int64_t k0 = 0; k0 < R; k0 += BF16_KC) {
+        int64_t kn = R - k0 < BF16_KC ? R - k0 : BF16_KC, KS = (kn + 31) / 32;
+        bool load_c = accumulate || k0 > 0;
+        pack_a(ap, A + k0, lda, M, Mp, kn, KS);
+        for (int64_t n0 = 0; n0 < NO; n0 += BF16_NC) {
+            int64_t nn = NO - n0 < BF16_NC ? NO - n0 : BF16_NC;
+            int64_t NB = (nn + 31) / 32, NT = 2 * NB, MB = Mp / 32;
+            if (w_rows_are_out) pack_b_fwd(bp, W, n0, nn, NT, k0, kn, KS);
+            else pack_b_bwd(bp, W, n0, nn, NT, k0, kn, KS);
+            OMP_PARALLEL_FOR()
+            for (int64_t idx = 0; idx < MB * NB; idx++) {
+                int64_t mb = idx / NB, nb = idx % NB;
+                tile_setup();
+                block_32x32(C + mb * 32 * ldc + n0 + nb * 32, ldc, M - mb * 32, nn - nb * 32,
+                            load_c, ap + mb * 2 * KS * TILE_ELEMS, bp + nb * 2 * KS * TILE_ELEMS,
+                            KS);
+            }
+        }
+    }
+}
