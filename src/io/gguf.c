@@ -63,6 +63,10 @@ static const struct {
     {LT_GGML_TYPE_F32, LT_DTYPE_F32},   {LT_GGML_TYPE_F16, LT_DTYPE_F16},
     {LT_GGML_TYPE_BF16, LT_DTYPE_BF16}, {LT_GGML_TYPE_Q8_0, LT_DTYPE_Q8_0},
     {LT_GGML_TYPE_Q4_0, LT_DTYPE_Q4_0}, {LT_GGML_TYPE_Q4_1, LT_DTYPE_Q4_1},
+    {LT_GGML_TYPE_Q5_0, LT_DTYPE_Q5_0}, {LT_GGML_TYPE_Q5_1, LT_DTYPE_Q5_1},
+    {LT_GGML_TYPE_Q2_K, LT_DTYPE_Q2_K}, {LT_GGML_TYPE_Q3_K, LT_DTYPE_Q3_K},
+    {LT_GGML_TYPE_Q4_K, LT_DTYPE_Q4_K}, {LT_GGML_TYPE_Q5_K, LT_DTYPE_Q5_K},
+    {LT_GGML_TYPE_Q6_K, LT_DTYPE_Q6_K},
     {LT_GGML_TYPE_F64, LT_DTYPE_F64},   {LT_GGML_TYPE_I8, LT_DTYPE_I8},
     {LT_GGML_TYPE_I16, LT_DTYPE_I16},   {LT_GGML_TYPE_I32, LT_DTYPE_I32},
     {LT_GGML_TYPE_I64, LT_DTYPE_I64},
@@ -857,7 +861,7 @@ lt_status lt_gguf_get_tensor(const lt_gguf *g, const char *name, const lt_gguf_t
     if (t->dtype == LT_DTYPE_COUNT)
         return lt_err_set(err, LT_ERR_UNSUPPORTED,
                           "%s: tensor '%s' has ggml type %s (%u); supported: f32, f16, bf16, "
-                          "q8_0, q4_0, q4_1",
+                          "q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K",
                           g->path, name, ggml_types[t->ggml_type].name, t->ggml_type);
     *out = t;
     return LT_OK;

@@ -20,10 +20,13 @@
 // ---------------------------------------------------------------------------------------------
 // linear
 
-// Dequantises elements [k0, k0 + 32) (or to the row's end) of row r of W into buf(32).
+// Elements converted at once: a multiple of every block size (32, 64, 256 for k-quants).
+#define REF_CHUNK 256
+
+// Dequantises elements [k0, k0 + REF_CHUNK) (or to the row's end) of row r of W into buf.
 static int64_t w_chunk(float *buf, const lt_mat *W, int64_t r, int64_t k0) {
-    int64_t n = W->cols - k0 < 32 ? W->cols - k0 : 32; // block dtypes: cols % 32 == 0
-    lt_mat_row_to_f32(W, r, k0, n, buf); // NF4/FP4 (64-element blocks) accept any k0
+    int64_t n = W->cols - k0 < REF_CHUNK ? W->cols - k0 : REF_CHUNK; // cols % block == 0
+    lt_mat_row_to_f32(W, r, k0, n, buf);
     return n;
 }
 
@@ -33,11 +36,11 @@ void lt_linear_fwd_ref(float *y,         // (N, out)
                        const float *b,   // (out) or NULL
                        int64_t N, bool accumulate) {
     int64_t in = W->cols, out = W->rows;
-    float buf[32];
+    float buf[REF_CHUNK];
     for (int64_t o = 0; o < out; o++) {
         for (int64_t n = 0; n < N; n++) {
             double acc = b ? b[o] : 0.0;
-            for (int64_t k0 = 0; k0 < in; k0 += 32) {
+            for (int64_t k0 = 0; k0 < in; k0 += REF_CHUNK) {
                 int64_t kn = w_chunk(buf, W, o, k0);
                 for (int64_t k = 0; k < kn; k++) acc += (double)x[n * in + k0 + k] * buf[k];
             }
@@ -52,10 +55,10 @@ void lt_linear_bwd_x_ref(float *dx,        // (N, in)
                          const lt_mat *W,  // (out, in)
                          int64_t N) {
     int64_t in = W->cols, out = W->rows;
-    float buf[32];
+    float buf[REF_CHUNK];
     for (int64_t n = 0; n < N; n++) {
-        for (int64_t k0 = 0; k0 < in; k0 += 32) {
-            double acc[32] = {0};
+        for (int64_t k0 = 0; k0 < in; k0 += REF_CHUNK) {
+            double acc[REF_CHUNK] = {0};
             int64_t kn = 0;
             for (int64_t o = 0; o < out; o++) {
                 kn = w_chunk(buf, W, o, k0);

@@ -25,6 +25,10 @@ static const dtype_info infos[LT_DTYPE_COUNT] = {
     [LT_DTYPE_Q4_1] = {"Q4_1", 32, 20, true},
     // codes only (two per byte); the scales of NF4/FP4 live in lt_mat.aux (nf4.c)
     [LT_DTYPE_NF4] = {"NF4", 64, 32, true}, [LT_DTYPE_FP4] = {"FP4", 64, 32, true},
+    [LT_DTYPE_Q5_0] = {"Q5_0", 32, 22, true}, [LT_DTYPE_Q5_1] = {"Q5_1", 32, 24, true},
+    [LT_DTYPE_Q2_K] = {"Q2_K", 256, 84, true}, [LT_DTYPE_Q3_K] = {"Q3_K", 256, 110, true},
+    [LT_DTYPE_Q4_K] = {"Q4_K", 256, 144, true}, [LT_DTYPE_Q5_K] = {"Q5_K", 256, 176, true},
+    [LT_DTYPE_Q6_K] = {"Q6_K", 256, 210, true},
 };
 
 const char *lt_dtype_name(lt_dtype t) {
@@ -138,7 +142,127 @@ static void deq_q4_1(const uint8_t *src, float *dst, int64_t nb) {
     }
 }
 
+static float half_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return lt_f16_to_f32(h);
+}
+
+// q5_0 {f16 d; u8 qh[4]; u8 qs[16]}: value (q - 16) * d; q5_1 {f16 d; f16 m; qh; qs}: q * d + m.
+// Bit j of qh is the fifth bit of element j, bit j + 16 that of element j + 16.
+static void deq_q5(const uint8_t *src, float *dst, int64_t nb, bool has_min) {
+    size_t bs = has_min ? 24 : 22, hdr = has_min ? 4 : 2;
+    for (int64_t b = 0; b < nb; b++, src += bs, dst += 32) {
+        float d = half_at(src), m = has_min ? half_at(src + 2) : 0.0f;
+        uint32_t qh;
+        memcpy(&qh, src + hdr, 4);
+        const uint8_t *qs = src + hdr + 4;
+        for (int j = 0; j < 16; j++) {
+            int x0 = (qs[j] & 0x0f) | (int)(((qh >> j) << 4) & 0x10);
+            int x1 = (qs[j] >> 4) | (int)((qh >> (j + 12)) & 0x10);
+            if (has_min) dst[j] = d * (float)x0 + m, dst[j + 16] = d * (float)x1 + m;
+            else dst[j] = d * (float)(x0 - 16), dst[j + 16] = d * (float)(x1 - 16);
+        }
+    }
+}
+
+// ---- k-quants: super-blocks of 256 (ggml-quants.c dequantize_row_q*_K) ----
+
+// q2_K {u8 scales[16]; u8 qs[64]; f16 d; f16 dmin}: 16 groups of 16, 2-bit codes; scale and min
+// of each group in the low and high nibble of scales[g].
+static void deq_q2_k(const uint8_t *src, float *y, int64_t nb) {
+    for (int64_t b = 0; b < nb; b++, src += 84) {
+        const uint8_t *sc = src, *q = src + 16;
+        float d = half_at(src + 80), dmin = half_at(src + 82);
+        int is = 0;
+        for (int n = 0; n < 256; n += 128, q += 32)
+            for (int shift = 0; shift < 8; shift += 2)
+                for (int half = 0; half < 2; half++) {
+                    uint8_t s = sc[is++];
+                    float dl = d * (float)(s & 0xf), ml = dmin * (float)(s >> 4);
+                    for (int l = 0; l < 16; l++) *y++ = dl * (float)((q[l + 16 * half] >> shift) & 3) - ml;
+                }
+    }
+}
+
+// q3_K {u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d}: 16 groups of 16 with 6-bit signed
+// scales (packed 4 + 2 bits), 2-bit codes plus a high bit in hmask (clear: subtract 4).
+static void deq_q3_k(const uint8_t *src, float *y, int64_t nb) {
+    for (int64_t b = 0; b < nb; b++, src += 110) {
+        const uint8_t *hm = src, *q = src + 32, *ps = src + 96;
+        float d = half_at(src + 108);
+        int8_t sc[16];
+        for (int j = 0; j < 16; j++) {
+            int lo = j < 8 ? ps[j] & 0xf : ps[j - 8] >> 4;
+            int hi = (ps[8 + j % 4] >> (2 * (j / 4))) & 3;
+            sc[j] = (int8_t)((lo | hi << 4) - 32);
+        }
+        int is = 0;
+        uint8_t m = 1;
+        for (int n = 0; n < 256; n += 128, q += 32)
+            for (int shift = 0; shift < 8; shift += 2, m = (uint8_t)(m << 1))
+                for (int half = 0; half < 2; half++) {
+                    float dl = d * (float)sc[is++];
+                    for (int l = 0; l < 16; l++) {
+                        int k = l + 16 * half;
+                        *y++ = dl * (float)(((q[k] >> shift) & 3) - ((hm[k] & m) ? 0 : 4));
+                    }
+                }
+    }
+}
+
+// The 6-bit scale and min of group j (0..7) packed in 12 bytes (get_scale_min_k4).
+static void scale_min_k4(int j, const uint8_t *q, int *sc, int *mn) {
+    if (j < 4) *sc = q[j] & 63, *mn = q[j + 4] & 63;
+    else *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4), *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+}
+
+// q4_K {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]} and q5_K (+ u8 qh[32] before qs): 8 groups
+// of 32, value d * sc * q - dmin * mn; q5_K's fifth bits: bit 2i / 2i+1 of qh[l] for the i-th
+// pair of groups.
+static void deq_q45_k(const uint8_t *src, float *y, int64_t nb, bool five) {
+    size_t bs = five ? 176 : 144;
+    for (int64_t b = 0; b < nb; b++, src += bs) {
+        float d = half_at(src), dmin = half_at(src + 2);
+        const uint8_t *scales = src + 4, *qh = src + 16, *ql = src + (five ? 48 : 16);
+        for (int g = 0; g < 4; g++, ql += 32) {
+            int sc, mn;
+            scale_min_k4(2 * g, scales, &sc, &mn);
+            float d1 = d * (float)sc, m1 = dmin * (float)mn;
+            scale_min_k4(2 * g + 1, scales, &sc, &mn);
+            float d2 = d * (float)sc, m2 = dmin * (float)mn;
+            uint8_t u1 = (uint8_t)(1u << (2 * g)), u2 = (uint8_t)(2u << (2 * g));
+            for (int l = 0; l < 32; l++)
+                *y++ = d1 * (float)((ql[l] & 0xf) + (five && (qh[l] & u1) ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; l++)
+                *y++ = d2 * (float)((ql[l] >> 4) + (five && (qh[l] & u2) ? 16 : 0)) - m2;
+        }
+    }
+}
+
+// q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}: 16 groups of 16, 6-bit codes - 32.
+static void deq_q6_k(const uint8_t *src, float *y, int64_t nb) {
+    for (int64_t b = 0; b < nb; b++, src += 210) {
+        const uint8_t *ql = src, *qh = src + 128;
+        const int8_t *sc = (const int8_t *)(src + 192);
+        float d = half_at(src + 208);
+        for (int n = 0; n < 256; n += 128, y += 128, ql += 64, qh += 32, sc += 8)
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int q1 = ((ql[l] & 0xf) | ((qh[l] >> 0) & 3) << 4) - 32;
+                int q2 = ((ql[l + 32] & 0xf) | ((qh[l] >> 2) & 3) << 4) - 32;
+                int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+                int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+                y[l] = d * (float)sc[is] * (float)q1;
+                y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+                y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+                y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            }
+    }
+}
+
 void lt_to_f32(lt_dtype t, const void *src, float *dst, int64_t n) {
+    LT_ASSERT((unsigned)t < LT_DTYPE_COUNT && n % infos[t].block == 0);
     switch (t) {
     case LT_DTYPE_F32: memcpy(dst, src, (size_t)n * 4); break;
     case LT_DTYPE_BF16: {
@@ -159,6 +283,13 @@ void lt_to_f32(lt_dtype t, const void *src, float *dst, int64_t n) {
     case LT_DTYPE_Q8_0: deq_q8_0(src, dst, n / 32); break;
     case LT_DTYPE_Q4_0: deq_q4_0(src, dst, n / 32); break;
     case LT_DTYPE_Q4_1: deq_q4_1(src, dst, n / 32); break;
+    case LT_DTYPE_Q5_0: deq_q5(src, dst, n / 32, false); break;
+    case LT_DTYPE_Q5_1: deq_q5(src, dst, n / 32, true); break;
+    case LT_DTYPE_Q2_K: deq_q2_k(src, dst, n / 256); break;
+    case LT_DTYPE_Q3_K: deq_q3_k(src, dst, n / 256); break;
+    case LT_DTYPE_Q4_K: deq_q45_k(src, dst, n / 256, false); break;
+    case LT_DTYPE_Q5_K: deq_q45_k(src, dst, n / 256, true); break;
+    case LT_DTYPE_Q6_K: deq_q6_k(src, dst, n / 256); break;
     case LT_DTYPE_NF4:
     case LT_DTYPE_FP4: LT_ASSERT(!"lt_to_f32: NF4/FP4 codes need their scales: use lt_mat_row_to_f32");
     default: LT_ASSERT(!"lt_to_f32: not a float dtype");

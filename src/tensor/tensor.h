@@ -31,6 +31,15 @@ typedef enum {
     // lt_mat.aux points to (see "NF4 / FP4" below); only an lt_mat can be converted
     LT_DTYPE_NF4,
     LT_DTYPE_FP4,
+    // more GGUF blocks (llama.cpp's Q*_K "k-quants" and the 5-bit legacy types), as stored in
+    // Q4_K_M / Q5_K_M / Q3_K / Q2_K files; converted to f32 a tile at a time like the others
+    LT_DTYPE_Q5_0,
+    LT_DTYPE_Q5_1,
+    LT_DTYPE_Q2_K,
+    LT_DTYPE_Q3_K,
+    LT_DTYPE_Q4_K,
+    LT_DTYPE_Q5_K,
+    LT_DTYPE_Q6_K,
     LT_DTYPE_COUNT
 } lt_dtype;
 
