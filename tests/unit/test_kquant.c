@@ -75,6 +75,20 @@ static void check_type(const lt_safetensors *st, int ti) {
     lt_linear_bwd_x_ref(dxr, dy, &W, N);
     snprintf(what, sizeof what, "%s linear input gradient vs reference", types[ti].name);
     CHECK_CLOSE(what, dx, dxr, N * cols, 1e-5, 1e-5);
+
+    // bf16 compute (AMX or its emulation) over the same blocks: each product carries at most
+    // two bf16 roundings (x and w, 2^-9 relative each), so |y - y_f32| <= 2^-7 sum|x||w|
+    lt_ops_set_matmul_precision(LT_PREC_BF16);
+    lt_linear_fwd(y, x, &W, NULL, N, false, ws);
+    lt_ops_set_matmul_precision(LT_PREC_F32);
+    bool in_bound = true;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t o = 0; o < rows; o++) {
+            double bound = 0;
+            for (int64_t k = 0; k < cols; k++) bound += fabs((double)x[i * cols + k] * got[o * cols + k]);
+            in_bound &= fabs((double)y[i * rows + o] - yr[i * rows + o]) <= bound / 128 + 1e-6;
+        }
+    CHECK_MSG(in_bound, "%s: bf16 compute outside 2^-7 sum|x||w| of f32", types[ti].name);
     free(ws), free(x), free(y), free(yr), free(dy), free(dx), free(dxr);
     free(w), free(got);
 }
