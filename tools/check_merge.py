@@ -20,6 +20,8 @@ MERGED_DIR   loratune's output (config.json + model.safetensors or shards + inde
    value); more than one unit fails (one unit is a tie broken the other way after a different
    summation order of B @ A).
 3. Files: config.json, tokenizer files of the base present in the output, no leftover temporaries.
+Families: llama / mistral / qwen2, gpt2 (Conv1D weights compared in their stored (in, out)
+layout, as PEFT's merge keeps them) and gpt_neox.
 Exit status 0 when all checks pass, 1 otherwise.
 """
 
@@ -138,9 +140,13 @@ def main():
     n_diff = n_tot = 0
     worst = (0.0, None)
     for k, v in mt.items():
-        p = psd.get(k)
+        # the file's names as transformers names the parameters: GPT-2 files without the
+        # "transformer." prefix (openai-community/gpt2), GPT-NeoX's embed_out (lm_head in
+        # transformers >= 5), a tied head
+        alts = [k, "transformer." + k, "lm_head.weight" if k == "embed_out.weight" else None]
+        p = next((psd[a] for a in alts if a in psd), None)
         if p is None and k == "lm_head.weight":
-            p = psd.get("model.embed_tokens.weight")
+            p = psd.get("model.embed_tokens.weight", psd.get("transformer.wte.weight"))
         if p is None:
             print(f"note: {k} is not a parameter of the causal LM (kept from the base as is)")
             continue

@@ -1003,6 +1003,8 @@ done:
 // the model
 
 static const char *gguf_arch(const lt_model *m) {
+    if (m->arch.qkv == LT_QKV_FUSED) return "gpt2";
+    if (m->arch.qkv == LT_QKV_FUSED_HEADS) return "gptneox";
     return !strcmp(m->arch.model_type, "qwen2") ? "qwen2" : "llama";
 }
 
@@ -1054,8 +1056,9 @@ lt_status lt_export_gguf(lt_model *m, const char *base_path, const char *out_pat
                           lt_dtype_name(D));
     const lt_config *c = &m->cfg;
     const char *arch = gguf_arch(m);
-    bool llama = !strcmp(arch, "llama");
-    if (c->rot_dim != c->head_dim)
+    bool llama = !strcmp(arch, "llama"), gpt = m->arch.norm == LT_NORM_LAYER;
+    bool neox = !strcmp(arch, "gptneox");
+    if (!gpt && c->rot_dim != c->head_dim)
         return lt_err_set(err, LT_ERR_UNSUPPORTED,
                           "export: partial rotary (%d of %d dims) is not "
                           "supported for %s",
@@ -1092,6 +1095,8 @@ lt_status lt_export_gguf(lt_model *m, const char *base_path, const char *out_pat
         t->src = *s;
         if (llama && (s->mod == LT_MOD_Q || s->mod == LT_MOD_K))
             t->perm_hs = c->head_dim;
+        else if (neox && s->mod == LT_MOD_Q)
+            t->qkv_heads = c->n_head;
         else if (!vec && s->w->dtype == d && !(s->lin && s->lin->lora))
             t->raw = s->w->data; // unchanged, already in the output dtype
     }
@@ -1109,8 +1114,24 @@ lt_status lt_export_gguf(lt_model *m, const char *base_path, const char *out_pat
         (st = kv_u32(kv, "general.file_type", file_type(D), err)))
         goto done;
     if (D == LT_DTYPE_Q8_0 && (st = kv_u32(kv, "general.quantization_version", 2, err))) goto done;
-    // hyper-parameters (LlamaModel / Qwen2Model set_gguf_parameters)
-    if ((st = arch_u32(kv, arch, "vocab_size", (uint32_t)c->n_vocab, err)) ||
+    // hyper-parameters (LlamaModel / Qwen2Model / GPT2Model / GPTNeoXModel set_gguf_parameters)
+    if (gpt) {
+        if ((st = arch_u32(kv, arch, "context_length", (uint32_t)c->max_pos, err)) ||
+            (st = arch_u32(kv, arch, "embedding_length", (uint32_t)c->n_embd, err)) ||
+            (st = arch_u32(kv, arch, "block_count", (uint32_t)c->n_layer, err)) ||
+            (st = arch_u32(kv, arch, "feed_forward_length", (uint32_t)c->n_ff, err)) ||
+            (st = arch_u32(kv, arch, "attention.head_count", (uint32_t)c->n_head, err)) ||
+            (st = arch_f32(kv, arch, "attention.layer_norm_epsilon", c->norm_eps, err)))
+            goto done;
+        if (neox) {
+            char k[96];
+            snprintf(k, sizeof k, "%s.use_parallel_residual", arch);
+            if ((st = arch_u32(kv, arch, "rope.dimension_count", (uint32_t)c->rot_dim, err)) ||
+                (st = arch_f32(kv, arch, "rope.freq_base", c->rope_theta, err)) ||
+                (st = kv_bool(kv, k, m->arch.parallel_residual, err)))
+                goto done;
+        }
+    } else if ((st = arch_u32(kv, arch, "vocab_size", (uint32_t)c->n_vocab, err)) ||
         (st = arch_u32(kv, arch, "context_length", (uint32_t)c->max_pos, err)) ||
         (st = arch_u32(kv, arch, "embedding_length", (uint32_t)c->n_embd, err)) ||
         (st = arch_u32(kv, arch, "block_count", (uint32_t)c->n_layer, err)) ||
@@ -1121,7 +1142,7 @@ lt_status lt_export_gguf(lt_model *m, const char *base_path, const char *out_pat
         (st = arch_f32(kv, arch, "rope.freq_base", c->rope_theta, err)) ||
         (st = arch_f32(kv, arch, "attention.layer_norm_rms_epsilon", c->norm_eps, err)))
         goto done;
-    if (c->head_dim * c->n_head != c->n_embd &&
+    if (!gpt && c->head_dim * c->n_head != c->n_embd &&
         ((st = arch_u32(kv, arch, "attention.key_length", (uint32_t)c->head_dim, err)) ||
          (st = arch_u32(kv, arch, "attention.value_length", (uint32_t)c->head_dim, err))))
         goto done;
@@ -1166,9 +1187,10 @@ done:
 // ---------------------------------------------------------------------------------------------
 // LoRA adapters
 
-static const char *gguf_mod_name(int k) {
+static const char *gguf_mod_name(const lt_model *m, int k) {
     static const char *n[LT_MOD_PER_LAYER] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                               "ffn_gate", "ffn_up", "ffn_down"};
+    if (k == LT_MOD_Q && m->arch.qkv != LT_QKV_SEPARATE) return "attn_qkv"; // GPT-2, NeoX
     return n[k];
 }
 
@@ -1201,7 +1223,7 @@ lt_status lt_export_gguf_lora(const lt_model *m, const lt_adapter *a, const char
                           "classification head (%d labels), which llama.cpp LoRA files cannot hold",
                           a->n_labels);
     const char *arch = gguf_arch(m);
-    bool llama = !strcmp(arch, "llama");
+    bool llama = !strcmp(arch, "llama"), neox = !strcmp(arch, "gptneox");
     lt_gguf_kv *kv = lt_gguf_kv_new();
     lt_out_tensor *ts = lt_calloc((size_t)(2 * a->n_mod + 1), sizeof *ts);
     lt_status st;
@@ -1231,7 +1253,7 @@ lt_status lt_export_gguf_lora(const lt_model *m, const lt_adapter *a, const char
         if (k == LT_MOD_LM_HEAD)
             snprintf(base, sizeof base, "output.weight");
         else
-            snprintf(base, sizeof base, "blk.%d.%s.weight", l, gguf_mod_name(k));
+            snprintf(base, sizeof base, "blk.%d.%s.weight", l, gguf_mod_name(m, k));
         for (int b = 0; b < 2; b++) {
             lt_out_tensor *t = &ts[2 * i + b];
             int64_t rows = b ? mod->out : mod->r, cols = b ? mod->r : mod->in;
@@ -1245,6 +1267,8 @@ lt_status lt_export_gguf_lora(const lt_model *m, const lt_adapter *a, const char
             lt_mat_init(&t->mat, LT_DTYPE_F32, rows, cols, b ? mod->B : mod->A);
             if (b && llama && (k == LT_MOD_Q || k == LT_MOD_K))
                 t->perm_hs = m->cfg.head_dim;
+            else if (b && neox && k == LT_MOD_Q) // lora_b rows follow attn_qkv's [q | k | v]
+                t->qkv_heads = m->cfg.n_head;
             else if (D == LT_DTYPE_F32)
                 t->raw = b ? (const void *)mod->B : (const void *)mod->A;
         }
@@ -1283,7 +1307,7 @@ static bool parse_lora_base(const lt_model *m, const char *name, size_t n, int *
     if (!digits || p >= name + n || *p != '.' || l >= m->cfg.n_layer) return false;
     p++;
     for (int k = 0; k < LT_MOD_PER_LAYER; k++) {
-        const char *g = gguf_mod_name(k);
+        const char *g = gguf_mod_name(m, k);
         size_t gl = strlen(g);
         if ((size_t)(name + n - p) == gl + 7 && !strncmp(p, g, gl) &&
             !strncmp(p + gl, ".weight", 7)) {
@@ -1380,7 +1404,7 @@ lt_status lt_adapter_load_gguf_lora(lt_model *m, const char *path, lt_adapter **
                         path, (long long)nt, 2 * a->n_mod);
         goto fail;
     }
-    bool llama = !strcmp(gguf_arch(m), "llama");
+    bool llama = !strcmp(gguf_arch(m), "llama"), neox = !strcmp(gguf_arch(m), "gptneox");
     for (int i = 0; i < a->n_mod; i++) {
         lt_lora_mod *mod = &a->mods[i];
         int l = 0, k = 0;
@@ -1390,7 +1414,7 @@ lt_status lt_adapter_load_gguf_lora(lt_model *m, const char *path, lt_adapter **
             if (k == LT_MOD_LM_HEAD)
                 snprintf(name, sizeof name, "output.weight.lora_%c", b ? 'b' : 'a');
             else
-                snprintf(name, sizeof name, "blk.%d.%s.weight.lora_%c", l, gguf_mod_name(k),
+                snprintf(name, sizeof name, "blk.%d.%s.weight.lora_%c", l, gguf_mod_name(m, k),
                          b ? 'b' : 'a');
             const lt_gguf_tensor *t = lt_gguf_find_tensor(g, name);
             int64_t rows = b ? mod->out : mod->r, cols = b ? mod->r : mod->in;
@@ -1407,14 +1431,20 @@ lt_status lt_adapter_load_gguf_lora(lt_model *m, const char *path, lt_adapter **
                 goto fail;
             }
             float *dst = b ? mod->B : mod->A;
-            if (b && llama && (k == LT_MOD_Q || k == LT_MOD_K)) {
+            bool qkv = b && neox && k == LT_MOD_Q;
+            if ((b && llama && (k == LT_MOD_Q || k == LT_MOD_K)) || qkv) {
                 if (!(tmp = lt_alloc(sizeof(float) * (size_t)(rows * cols)))) {
                     st = lt_err_set(err, LT_ERR_OOM, "out of memory");
                     goto fail;
                 }
                 lt_to_f32(t->dtype, t->data, tmp, rows * cols);
-                lt_model_unpermute_rope_rows(dst, tmp, (int)(rows / m->cfg.head_dim),
-                                             m->cfg.head_dim, sizeof(float) * (size_t)cols);
+                if (qkv) // [q | k | v] rows back into HF's per-head [q k v]
+                    for (int64_t q = 0; q < rows; q++)
+                        memcpy(dst + lt_qkv_heads_src_row(q, m->cfg.n_head, m->cfg.head_dim) * cols,
+                               tmp + q * cols, sizeof(float) * (size_t)cols);
+                else
+                    lt_model_unpermute_rope_rows(dst, tmp, (int)(rows / m->cfg.head_dim),
+                                                 m->cfg.head_dim, sizeof(float) * (size_t)cols);
                 lt_free(tmp);
                 tmp = NULL;
             } else {

@@ -44,13 +44,35 @@ void lt_merge_rows(const lt_model_tensor *t, int64_t r0, int64_t n, float *dst) 
     }
 }
 
+// Rows [c0, c0 + n) of t written transposed, i.e. columns c0.. of the merged (out, in) matrix:
+// dst (n, t->rows). The LoRA term's columns are A[:, c0:c0+n]^T @ B^T. tmp: n floats.
+static void merge_cols(const lt_model_tensor *t, int64_t c0, int64_t n, float *dst, float *tmp) {
+    int64_t rows = t->rows;
+    for (int64_t r = 0; r < rows; r++) {
+        lt_mat_row_to_f32(t->w, r, c0, n, tmp);
+        for (int64_t i = 0; i < n; i++) dst[i * rows + r] = tmp[i];
+    }
+    const lt_lora_mod *lm = t->lin ? t->lin->lora : NULL;
+    if (lm) {
+        LT_ASSERT(lm->out == rows && c0 + n <= lm->in);
+        lt_sgemm(true, true, n, rows, lm->r, lm->scale, lm->A + c0, lm->in, lm->B, lm->r, 1.0f,
+                 dst, rows);
+    }
+}
+
+int64_t lt_qkv_heads_src_row(int64_t r, int n_head, int64_t hs) {
+    int64_t C = (int64_t)n_head * hs, j = r / C, h = (r % C) / hs, d = r % hs;
+    return h * 3 * hs + j * hs + d;
+}
+
 // ---------------------------------------------------------------------------------------------
 // writing planned tensors
 
 #define CHUNK_FLOATS ((int64_t)1 << 22) // 16 MB of f32 rows per block
 
 size_t lt_out_chunk_floats(const lt_out_tensor *t) {
-    int64_t cols = t->src.cols, rows = t->src.rows;
+    int64_t cols = t->transpose ? t->src.rows : t->src.cols;
+    int64_t rows = t->transpose ? t->src.cols : t->src.rows;
     int64_t ch = CHUNK_FLOATS / (cols > 0 ? cols : 1);
     if (t->perm_hs > 0 && rows > 1) ch = (ch / t->perm_hs + 1) * t->perm_hs;
     if (ch < 1) ch = 1;
@@ -66,7 +88,7 @@ lt_status lt_out_tensor_write(FILE *f, const lt_out_tensor *t, lt_out_scratch *s
     }
     lt_model_tensor s = t->src;
     if (t->own_mat) s.w = &t->mat;
-    int64_t cols = s.cols, rows = s.rows;
+    int64_t cols = t->transpose ? s.rows : s.cols, rows = t->transpose ? s.cols : s.rows;
     int64_t ch = (int64_t)lt_out_chunk_floats(t) / cols;
     LT_ASSERT(ch >= 1 && (size_t)(ch * cols) <= scr->floats);
     LT_ASSERT(t->perm_hs <= 0 || rows == 1 || ch % t->perm_hs == 0);
@@ -74,8 +96,20 @@ lt_status lt_out_tensor_write(FILE *f, const lt_out_tensor *t, lt_out_scratch *s
     for (int64_t r0 = 0; r0 < rows; r0 += ch) {
         int64_t n = rows - r0 < ch ? rows - r0 : ch;
         int64_t cnt = n * cols;
-        lt_merge_rows(&s, r0, n, scr->buf);
+        if (t->transpose)
+            merge_cols(&s, r0, n, scr->buf, scr->buf2);
+        else if (t->qkv_heads > 0 && rows > 1)
+            for (int64_t i = 0; i < n; i++)
+                lt_merge_rows(&s, lt_qkv_heads_src_row(r0 + i, t->qkv_heads, rows / (3 * t->qkv_heads)), 1,
+                              scr->buf + i * cols);
+        else
+            lt_merge_rows(&s, r0, n, scr->buf);
         const float *vals = scr->buf;
+        if (t->qkv_heads > 0 && rows == 1) { // a bias: regroup its elements
+            for (int64_t i = 0; i < cols; i++)
+                scr->buf2[i] = scr->buf[lt_qkv_heads_src_row(i, t->qkv_heads, cols / (3 * t->qkv_heads))];
+            vals = scr->buf2;
+        }
         if (t->perm_hs > 0) {
             if (rows == 1) // a bias: permute its elements
                 lt_model_permute_rope_rows(scr->buf2, scr->buf, (int)(cols / t->perm_hs),
@@ -382,6 +416,15 @@ static lt_status plan_hf(lt_model *m, const lt_merge_opts *o, const lt_model_ten
         t->nbytes = lt_dtype_nbytes(d, s->numel);
         if (src) {
             t->src = *src;
+            t->transpose = src->transposed;
+            int64_t er = src->transposed ? src->cols : src->rows;
+            int64_t ec = src->transposed ? src->rows : src->cols;
+            if (s->ndim != 2 || s->shape[0] != er || s->shape[1] != ec)
+                return lt_err_set(err, LT_ERR_SHAPE,
+                                  "%s: tensor %s has %d dims [%lld, ...], the model has it as "
+                                  "[%lld, %lld]",
+                                  lt_st_set_file_of(m->st, s->name), s->name, s->ndim,
+                                  (long long)s->shape[0], (long long)er, (long long)ec);
         } else if (d == s->dtype) {
             t->raw = s->data;
             t->nbytes = s->nbytes;
@@ -391,6 +434,16 @@ static lt_status plan_hf(lt_model *m, const lt_merge_opts *o, const lt_model_ten
                               lt_st_set_file_of(m->st, s->name), s->name, lt_dtype_name(s->dtype),
                               lt_dtype_name(d));
         }
+    }
+    // every adapted projection must have been found in the files under its name (else the
+    // output would silently hold the unmerged weight)
+    for (int k = 0; k < n_mt; k++) {
+        if (!mt[k].lin || !mt[k].lin->lora || mt[k].mod == LT_MOD_LM_HEAD) continue;
+        bool found = false;
+        for (int i = 0; i < *n && !found; i++) found = !strcmp((*ts)[i].name, mt[k].hf_name);
+        if (!found)
+            return lt_err_set(err, LT_ERR_FORMAT, "merge: the adapted weight %s is not in the "
+                              "base model's files", mt[k].hf_name);
     }
     // a tied head with LoRA becomes its own lm_head.weight
     for (int k = 0; k < n_mt; k++)

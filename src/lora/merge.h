@@ -47,13 +47,18 @@ typedef struct lt_model_tensor {
     const lt_mat *w;      // matrices: the stored weight (borrowed from the model)
     const float *vec;     // vectors: the model's f32 copy (norms, biases)
     const lt_linear *lin; // the linear whose weight this is (LoRA: lin->lora), or NULL
+    bool transposed;      // the HF file stores this matrix (cols, rows): GPT-2's Conv1D (in, out);
+                          // w, rows, cols stay (out, in) as in memory and in GGUF
 } lt_model_tensor;
 
-// Lists the model's tensors (embedding, per block: 2 norms, 7 projections, q/k/v biases when
-// present; final norm; lm_head when untied OR when it carries a LoRA module - merging that
-// unties it). Writes up to cap entries into out and returns the total count.
-// LT_ERR_UNSUPPORTED (naming `what` and the family) for architectures the tensor list below
-// does not describe yet (GPT-2, GPT-NeoX).
+// Lists the model's tensors under the family's own HF names (llama/mistral/qwen2: model.*;
+// GPT-2: [transformer.]wte/wpe/h.N.*/ln_f as the file has them; GPT-NeoX: gpt_neox.*, embed_out):
+// embedding, learned positions (GPT-2), per block: the 2 norms (weight, and bias for LayerNorm),
+// the projections the family has (fused q/k/v in the Q slot) each followed by its bias when
+// present; final norm (+ bias); lm_head when untied OR when it carries a LoRA module - merging
+// that unties it. Writes up to cap entries into out and returns the total count.
+// lt_model_check_exportable: LT_ERR_UNSUPPORTED (naming `what` and the family) for
+// architectures the list does not describe.
 lt_status lt_model_check_exportable(const lt_model *m, const char *what, lt_err *err);
 int lt_model_tensors(const lt_model *m, lt_model_tensor *out, int cap);
 // The inverse of lt_model_unpermute_rope_rows: HF row order -> llama.cpp's (interleaved RoPE)
@@ -71,6 +76,11 @@ lt_status lt_model_hf_config(const lt_model *m, const char *torch_dtype, cJSON *
 // Rows [r0, r0 + n) of tensor t in f32 with its LoRA module (if any) merged: dst (n, t->cols).
 // Vectors: r0 = 0, n = 1.
 void lt_merge_rows(const lt_model_tensor *t, int64_t r0, int64_t n, float *dst);
+
+// GPT-NeoX's fused query_key_value stores per head h the rows [q_h k_h v_h]; llama.cpp's
+// gptneox graph reads [q | k | v] (convert_hf_to_gguf.py GPTNeoXModel.modify_tensors). Row r of
+// the [q | k | v] layout is row lt_qkv_heads_src_row(r, n_head, hs) of the per-head one.
+int64_t lt_qkv_heads_src_row(int64_t r, int n_head, int64_t hs);
 
 // ggml's Q8_0 (quantize_row_q8_0_ref): per block of 32, d = max|x| / 127 stored as f16,
 // q = roundf(x / d) (as x * (1/d), 0 when d == 0). n a multiple of 32; dst 34 * n / 32 bytes.
@@ -90,6 +100,9 @@ typedef struct lt_out_tensor {
     bool own_mat;        // src.w is &mat (a view of a file tensor without a model slot)
     lt_mat mat;
     int perm_hs; // > 0: rows (a bias: its elements) permuted for llama.cpp RoPE, head size
+    int qkv_heads; // > 0: GPT-NeoX per-head [q k v] rows (a bias: elements) regrouped into
+                   // [q | k | v] for llama.cpp, this many heads
+    bool transpose; // written as src transposed (shape (src.cols, src.rows)): GPT-2 Conv1D
 } lt_out_tensor;
 
 typedef struct lt_out_scratch {

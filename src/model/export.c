@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+// llama.cpp's names of the module slots (tensor_mapping.py): the fused q/k/v projection of GPT-2
+// and GPT-NeoX sits in the Q slot and is "attn_qkv".
 static const char *gguf_mod[LT_MOD_PER_LAYER] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                                  "ffn_gate", "ffn_up", "ffn_down"};
 
@@ -34,62 +36,129 @@ static void put(lt_model_tensor *out, int cap, int *n, const lt_model_tensor *t)
 }
 
 lt_status lt_model_check_exportable(const lt_model *m, const char *what, lt_err *err) {
-    // the tensor list below uses the llama family's names and layout (RMSNorm, separate q/k/v)
-    if (m->arch.norm != LT_NORM_RMS || m->arch.qkv != LT_QKV_SEPARATE || m->pos_embd.rows)
-        return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s of %s models is not supported yet (llama, "
-                          "mistral and qwen2 are)", what, m->arch.model_type);
-    return LT_OK;
+    // the tensor list below knows the names and layouts of these families
+    static const char *known[] = {"llama", "mistral", "qwen2", "gpt2", "gpt_neox"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (!strcmp(m->arch.model_type, known[i])) return LT_OK;
+    // llama2.c checkpoints and GGUF llama files leave model_type as the llama layout
+    if (m->arch.norm == LT_NORM_RMS && m->arch.qkv == LT_QKV_SEPARATE && !m->pos_embd.rows)
+        return LT_OK;
+    return lt_err_set(err, LT_ERR_UNSUPPORTED, "%s of %s models is not supported (llama, "
+                      "mistral, qwen2, gpt2 and gpt_neox are)", what, m->arch.model_type);
+}
+
+// The Hugging Face names of one family's tensors outside the projections (whose names are the
+// lt_linear's own). GPT-2 files come with or without the "transformer." prefix
+// (openai-community/gpt2 has none); the names follow the file so that a merge finds them.
+typedef struct {
+    char embd[48], pos[48], final_norm[64], head[32];
+    char layer[48]; // printf format of a block's prefix, e.g. "model.layers.%d."
+    const char *ln1, *ln2;
+    const char *strip; // prefix of lt_linear names absent from the file, or ""
+} hf_names;
+
+static void family_names(const lt_model *m, hf_names *h) {
+    memset(h, 0, sizeof *h);
+    h->strip = "";
+    if (m->arch.qkv == LT_QKV_FUSED) { // GPT-2
+        bool bare = m->st && !lt_st_set_find(m->st, "transformer.wte.weight") &&
+                    lt_st_set_find(m->st, "wte.weight");
+        const char *p = bare ? "" : "transformer.";
+        h->strip = bare ? "transformer." : "";
+        snprintf(h->embd, sizeof h->embd, "%swte", p);
+        snprintf(h->pos, sizeof h->pos, "%swpe", p);
+        snprintf(h->final_norm, sizeof h->final_norm, "%sln_f", p);
+        snprintf(h->layer, sizeof h->layer, "%sh.%%d.", p);
+        snprintf(h->head, sizeof h->head, "lm_head");
+        h->ln1 = "ln_1", h->ln2 = "ln_2";
+    } else if (m->arch.qkv == LT_QKV_FUSED_HEADS) { // GPT-NeoX
+        snprintf(h->embd, sizeof h->embd, "gpt_neox.embed_in");
+        snprintf(h->final_norm, sizeof h->final_norm, "gpt_neox.final_layer_norm");
+        snprintf(h->layer, sizeof h->layer, "gpt_neox.layers.%%d.");
+        snprintf(h->head, sizeof h->head, "embed_out");
+        h->ln1 = "input_layernorm", h->ln2 = "post_attention_layernorm";
+    } else {
+        snprintf(h->embd, sizeof h->embd, "model.embed_tokens");
+        snprintf(h->final_norm, sizeof h->final_norm, "model.norm");
+        snprintf(h->layer, sizeof h->layer, "model.layers.%%d.");
+        snprintf(h->head, sizeof h->head, "lm_head");
+        h->ln1 = "input_layernorm", h->ln2 = "post_attention_layernorm";
+    }
+}
+
+// A norm's weight and (LayerNorm) bias as two vectors.
+static void put_norm(lt_model_tensor *out, int cap, int *n, int layer, const char *hf,
+                     const char *gguf, int64_t C, const float *w, const float *b) {
+    lt_model_tensor t;
+    for (int k = 0; k < 2; k++) {
+        const float *v = k ? b : w;
+        if (!v) continue;
+        memset(&t, 0, sizeof t);
+        t.layer = layer, t.mod = -1, t.rows = 1, t.cols = C, t.vec = v;
+        snprintf(t.hf_name, sizeof t.hf_name, "%s.%s", hf, k ? "bias" : "weight");
+        snprintf(t.gguf_name, sizeof t.gguf_name, "%s.%s", gguf, k ? "bias" : "weight");
+        put(out, cap, n, &t);
+    }
 }
 
 int lt_model_tensors(const lt_model *m, lt_model_tensor *out, int cap) {
     const lt_config *c = &m->cfg;
+    bool fused = m->arch.qkv != LT_QKV_SEPARATE;
+    hf_names h;
+    family_names(m, &h);
+    size_t strip = strlen(h.strip);
     int n = 0;
+    char hf[96], pre[64];
     lt_model_tensor t;
     memset(&t, 0, sizeof t);
     t.layer = -1, t.mod = -1;
-    snprintf(t.hf_name, sizeof t.hf_name, "model.embed_tokens.weight");
+    snprintf(t.hf_name, sizeof t.hf_name, "%s.weight", h.embd);
     snprintf(t.gguf_name, sizeof t.gguf_name, "token_embd.weight");
     t.rows = c->n_vocab, t.cols = c->n_embd, t.w = &m->tok_embd;
     put(out, cap, &n, &t);
+    if (m->pos_embd.rows) {
+        snprintf(t.hf_name, sizeof t.hf_name, "%s.weight", h.pos);
+        snprintf(t.gguf_name, sizeof t.gguf_name, "position_embd.weight");
+        t.rows = m->pos_embd.rows, t.cols = c->n_embd, t.w = &m->pos_embd;
+        put(out, cap, &n, &t);
+    }
     for (int l = 0; l < c->n_layer; l++) {
         const lt_layer *L = &m->layers[l];
-        for (int k = -2; k < LT_MOD_PER_LAYER; k++) {
-            memset(&t, 0, sizeof t);
-            t.layer = l, t.mod = -1;
-            if (k < 0) { // the two norms, in HF file order
-                bool attn = k == -2;
-                snprintf(t.hf_name, sizeof t.hf_name, "model.layers.%d.%s.weight", l,
-                         attn ? "input_layernorm" : "post_attention_layernorm");
-                snprintf(t.gguf_name, sizeof t.gguf_name, "blk.%d.%s.weight", l,
-                         attn ? "attn_norm" : "ffn_norm");
-                t.rows = 1, t.cols = c->n_embd, t.vec = attn ? L->attn_norm : L->ffn_norm;
-                put(out, cap, &n, &t);
-                continue;
-            }
+        snprintf(pre, sizeof pre, h.layer, l);
+        char gn[32];
+        snprintf(hf, sizeof hf, "%s%s", pre, h.ln1);
+        snprintf(gn, sizeof gn, "blk.%d.attn_norm", l);
+        put_norm(out, cap, &n, l, hf, gn, c->n_embd, L->attn_norm, L->attn_norm_b);
+        snprintf(hf, sizeof hf, "%s%s", pre, h.ln2);
+        snprintf(gn, sizeof gn, "blk.%d.ffn_norm", l);
+        put_norm(out, cap, &n, l, hf, gn, c->n_embd, L->ffn_norm, L->ffn_norm_b);
+        for (int k = 0; k < LT_MOD_PER_LAYER; k++) {
             const lt_linear *li = &L->lin[k];
-            t.mod = k, t.lin = li, t.w = &li->w, t.rows = li->out, t.cols = li->in;
-            snprintf(t.hf_name, sizeof t.hf_name, "%s.weight", li->name);
-            snprintf(t.gguf_name, sizeof t.gguf_name, "blk.%d.%s.weight", l, gguf_mod[k]);
+            if (!li->out) continue; // a slot the family does not have
+            const char *lname = li->name;
+            if (strip && !strncmp(lname, h.strip, strip)) lname += strip;
+            const char *gm = fused && k == LT_MOD_Q ? "attn_qkv" : gguf_mod[k];
+            memset(&t, 0, sizeof t);
+            t.layer = l, t.mod = k, t.lin = li, t.w = &li->w, t.rows = li->out, t.cols = li->in;
+            t.transposed = m->arch.conv1d;
+            snprintf(t.hf_name, sizeof t.hf_name, "%s.weight", lname);
+            snprintf(t.gguf_name, sizeof t.gguf_name, "blk.%d.%s.weight", l, gm);
             put(out, cap, &n, &t);
             if (li->b) {
-                t.lin = NULL, t.w = NULL, t.is_bias = true;
+                t.lin = NULL, t.w = NULL, t.is_bias = true, t.transposed = false;
                 t.rows = 1, t.cols = li->out, t.vec = li->b;
-                snprintf(t.hf_name, sizeof t.hf_name, "%s.bias", li->name);
-                snprintf(t.gguf_name, sizeof t.gguf_name, "blk.%d.%s.bias", l, gguf_mod[k]);
+                snprintf(t.hf_name, sizeof t.hf_name, "%s.bias", lname);
+                snprintf(t.gguf_name, sizeof t.gguf_name, "blk.%d.%s.bias", l, gm);
                 put(out, cap, &n, &t);
             }
         }
     }
-    memset(&t, 0, sizeof t);
-    t.layer = -1, t.mod = -1;
-    snprintf(t.hf_name, sizeof t.hf_name, "model.norm.weight");
-    snprintf(t.gguf_name, sizeof t.gguf_name, "output_norm.weight");
-    t.rows = 1, t.cols = c->n_embd, t.vec = m->final_norm;
-    put(out, cap, &n, &t);
+    put_norm(out, cap, &n, -1, h.final_norm, "output_norm", c->n_embd, m->final_norm,
+             m->final_norm_b);
     if (!m->arch.tied_head || m->lm_head.lora) {
         memset(&t, 0, sizeof t);
         t.layer = -1, t.mod = LT_MOD_LM_HEAD;
-        snprintf(t.hf_name, sizeof t.hf_name, "lm_head.weight");
+        snprintf(t.hf_name, sizeof t.hf_name, "%s.weight", h.head);
         snprintf(t.gguf_name, sizeof t.gguf_name, "output.weight");
         t.rows = c->n_vocab, t.cols = c->n_embd, t.w = &m->lm_head.w, t.lin = &m->lm_head;
         put(out, cap, &n, &t);
@@ -112,6 +181,11 @@ void lt_model_permute_rope_rows(void *dst, const void *src, int n_heads, int hs,
 lt_status lt_model_hf_config(const lt_model *m, const char *torch_dtype, cJSON **out, lt_err *err) {
     const lt_config *c = &m->cfg;
     bool qwen2 = !strcmp(m->arch.model_type, "qwen2");
+    if (m->arch.norm != LT_NORM_RMS || m->arch.qkv != LT_QKV_SEPARATE)
+        return lt_err_set(err, LT_ERR_UNSUPPORTED,
+                          "%s: writing a config.json for a %s model loaded from a GGUF file is "
+                          "not supported (merge from its Hugging Face directory)",
+                          m->src_path ? m->src_path : "model", m->arch.model_type);
     if (c->rot_dim != c->head_dim)
         return lt_err_set(err, LT_ERR_UNSUPPORTED,
                           "%s: rotary dimension %d differs from the head size %d (partial rotary "

@@ -138,6 +138,31 @@ static lt_status parse_config(const char *path, const cJSON *j, lt_model *m, lt_
     return st;
 }
 
+// module slots: Q = fused qkv, O = attention output, UP / DOWN = MLP; K, V, GATE empty
+static const char *g2n[] = {"attn.c_attn", "", "", "attn.c_proj", "", "mlp.c_fc", "mlp.c_proj"};
+static const char *nxn[] = {"attention.query_key_value", "", "", "attention.dense", "",
+                            "mlp.dense_h_to_4h", "mlp.dense_4h_to_h"};
+
+void lt_model_gpt_slots(lt_model *m) {
+    bool g2 = m->arch.qkv == LT_QKV_FUSED;
+    int C = m->cfg.n_embd, F = m->cfg.n_ff;
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        for (int k = 0; k < LT_MOD_PER_LAYER; k++) {
+            lt_linear *li = &m->layers[l].lin[k];
+            const char *nm = g2 ? g2n[k] : nxn[k];
+            if (!nm[0]) {
+                li->in = li->out = 0;
+                li->name[0] = 0;
+                continue;
+            }
+            snprintf(li->name, sizeof li->name, "%s%s.%d.%s", g2 ? "transformer." : "gpt_neox.",
+                     g2 ? "h" : "layers", l, nm);
+            li->in = k == LT_MOD_DOWN ? F : C;
+            li->out = k == LT_MOD_Q ? 3 * C : k == LT_MOD_UP ? F : C;
+        }
+    snprintf(m->lm_head.name, sizeof m->lm_head.name, "%s", g2 ? "lm_head" : "embed_out");
+}
+
 lt_status lt_model_load_hf_gpt(const char *dir, const char *config_path, const cJSON *config,
                                lt_model **out, lt_err *err) {
     lt_model *m = lt_calloc(1, sizeof *m);
@@ -157,25 +182,7 @@ lt_status lt_model_load_hf_gpt(const char *dir, const char *config_path, const c
     if (g2) g.prefix = lt_st_set_find(m->st, "transformer.wte.weight") ? "transformer." : "";
     else g.prefix = "gpt_neox.";
     char name[160];
-    // module slots: Q = fused qkv, O = attention output, UP / DOWN = MLP; K, V, GATE empty
-    static const char *g2n[] = {"attn.c_attn", "", "", "attn.c_proj", "", "mlp.c_fc", "mlp.c_proj"};
-    static const char *nxn[] = {"attention.query_key_value", "", "", "attention.dense", "",
-                                "mlp.dense_h_to_4h", "mlp.dense_4h_to_h"};
-    for (int l = 0; l < L; l++)
-        for (int k = 0; k < LT_MOD_PER_LAYER; k++) {
-            lt_linear *li = &m->layers[l].lin[k];
-            const char *nm = g2 ? g2n[k] : nxn[k];
-            if (!nm[0]) {
-                li->in = li->out = 0;
-                li->name[0] = 0;
-                continue;
-            }
-            snprintf(li->name, sizeof li->name, "%s%s.%d.%s", g2 ? "transformer." : "gpt_neox.",
-                     g2 ? "h" : "layers", l, nm);
-            li->in = k == LT_MOD_DOWN ? (int)F : (int)C;
-            li->out = k == LT_MOD_Q ? 3 * (int)C : k == LT_MOD_UP ? (int)F : (int)C;
-        }
-    snprintf(m->lm_head.name, sizeof m->lm_head.name, "%s", g2 ? "lm_head" : "embed_out");
+    lt_model_gpt_slots(m);
     if ((st = mat(&g, g2 ? "wte.weight" : "embed_in.weight", c->n_vocab, C, &m->tok_embd, err))) goto fail;
     if (g2 && (st = mat(&g, "wpe.weight", c->max_pos, C, &m->pos_embd, err))) goto fail;
     const char *fn = g2 ? "ln_f" : "final_layer_norm";

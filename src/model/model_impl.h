@@ -32,5 +32,8 @@ void lt_embed(const lt_model *m, const int32_t *ids, const int32_t *pos, float *
 // (borrowed), config_path its name for messages.
 lt_status lt_model_load_hf_gpt(const char *dir, const char *config_path, const cJSON *config,
                                lt_model **out, lt_err *err);
+// Names and shapes of a GPT-2 / GPT-NeoX model's module slots and LM head (HF module paths),
+// after lt_model_alloc; arch.qkv says which family (gpt.c; also used by gguf_model.c).
+void lt_model_gpt_slots(lt_model *m);
 
 #endif
