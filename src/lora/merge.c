@@ -536,6 +536,7 @@ static lt_status config_add_cls(char **text, const lt_merge_opts *o, lt_err *err
         char b[160];
         const char *s = cJSON_IsString(it) ? it->valuestring : "";
         const char *suf = strstr(s, "ForCausalLM");
+        if (!suf) suf = strstr(s, "LMHeadModel"); // GPT2LMHeadModel
         if (!suf) continue;
         snprintf(b, sizeof b, "%.*sForSequenceClassification", (int)(suf - s), s);
         cJSON_SetValuestring(it, b);

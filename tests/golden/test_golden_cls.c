@@ -1,6 +1,8 @@
 /*
- * test_golden_cls.c - sequence classification against LlamaForSequenceClassification + PEFT
- * (fixture: tools/make_golden_cls.py): the PEFT adapter with its "score" head loads; pooled
+ * test_golden_cls.c - sequence classification against LlamaForSequenceClassification,
+ * GPT2ForSequenceClassification and GPTNeoXForSequenceClassification + PEFT (fixtures:
+ * tools/make_golden_cls.py; GPT-2's adapter has fan_in_fan_out, NeoX's base is bf16, computed in
+ * f32 from the same bf16 values on both sides): the PEFT adapter with its "score" head loads; pooled
  * scores at the rightmost non-pad token (including a row with a pad id inside the text), the
  * class-weighted cross-entropy and every LoRA and head gradient match; save -> load keeps the
  * head. Tolerances as in test_golden_llama.c (float32 on both sides, summation order only).
@@ -11,16 +13,22 @@
 
 #include <unistd.h>
 
-int main(void) {
+// fam: the base's fixture folder; fix: the classification fixture folder
+static void run(const char *fam, const char *fix) {
     lt_err err = {0};
     lt_model *m = NULL;
     lt_adapter *a = NULL;
     lt_safetensors *g = NULL;
     lt_ctx *c = NULL;
-    CHECK_OK(lt_model_load("tests/fixtures/llama/model", &m, &err), &err);
-    CHECK_OK(lt_safetensors_open("tests/fixtures/cls/golden.safetensors", &g, &err), &err);
+    char path[256];
+    fprintf(stderr, "-- %s (%s)\n", fam, fix);
+    snprintf(path, sizeof path, "tests/fixtures/%s/model", fam);
+    CHECK_OK(lt_model_load(path, &m, &err), &err);
+    snprintf(path, sizeof path, "%s/golden.safetensors", fix);
+    CHECK_OK(lt_safetensors_open(path, &g, &err), &err);
     if (!m || !g) goto out;
-    CHECK_OK(lt_adapter_load_peft(m, "tests/fixtures/cls/adapter", &a, &err), &err);
+    snprintf(path, sizeof path, "%s/adapter", fix);
+    CHECK_OK(lt_adapter_load_peft(m, path, &a, &err), &err);
     if (!a) goto out;
     CHECK(a->n_labels == 3);
     const lt_st_tensor *ti = lt_safetensors_find(g, "input_ids"), *tm = lt_safetensors_find(g, "attention_mask"),
@@ -74,7 +82,7 @@ int main(void) {
     CHECK(lt_cls_pool_position(r2, NULL, 3, 0) == 0); // all padding: position 0, as argmax of zeros
     // save -> load keeps the head and PEFT's SEQ_CLS layout
     char dir[128];
-    snprintf(dir, sizeof dir, "/tmp/lt_cls_%d", (int)getpid());
+    snprintf(dir, sizeof dir, "/tmp/lt_cls_%s_%d", fam, (int)getpid());
     CHECK_OK(lt_adapter_save_peft(a, m, dir, &err), &err);
     float head0 = a->score[5];
     lt_adapter_free(a);
@@ -89,5 +97,11 @@ out:
     lt_adapter_free(a);
     lt_safetensors_close(g);
     lt_model_free(m);
+}
+
+int main(void) {
+    run("llama", "tests/fixtures/cls");
+    run("gpt2", "tests/fixtures/cls/gpt2");
+    run("gpt_neox", "tests/fixtures/cls/gpt_neox");
     TEST_END();
 }
