@@ -18,7 +18,9 @@ greedy path, so a failure can be told apart from a near-tie (the C side computes
 order; differences are ~1e-6).
 
 Output: tests/fixtures/generate/<fam>.json. Deterministic (fixed seeds, one thread).
-Usage: python tools/make_generate_fixtures.py [--families llama,mistral,qwen2]
+Usage: python tools/make_generate_fixtures.py [--families llama,mistral,qwen2,gpt2,gpt_neox]
+(GPT-2 batched: transformers derives the learned positions from the attention mask, as loratune
+does; the NeoX base is bf16, computed in float32 on both sides.)
 Python is used only here, never by `make test`.
 """
 
@@ -104,7 +106,7 @@ def run_family(fam):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--families", default="llama,mistral,qwen2")
+    ap.add_argument("--families", default="llama,mistral,qwen2,gpt2,gpt_neox")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)

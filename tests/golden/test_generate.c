@@ -1,7 +1,8 @@
 /*
  * test_generate.c - batched generation (src/infer/generate.c):
  *  - greedy tokens with the random PEFT adapter of each tiny family (llama, mistral with its
- *    sliding window, qwen2) equal transformers + PEFT generate() exactly: each prompt alone,
+ *    sliding window, qwen2, gpt2 with learned positions, gpt_neox with partial rotary) equal
+ *    transformers + PEFT generate() exactly: each prompt alone,
  *    all prompts in one left-padded batch, with repetition_penalty 1.3, and without the adapter
  *    (tests/fixtures/generate/<fam>.json from tools/make_generate_fixtures.py);
  *  - seeded sampling reproduces itself and does not depend on the batch size;
@@ -551,6 +552,8 @@ int main(void) {
     hf_parity("llama");
     hf_parity("mistral");
     hf_parity("qwen2");
+    hf_parity("gpt2");
+    hf_parity("gpt_neox");
     seeded_sampling();
     stories();
     random_models();
