@@ -23,6 +23,11 @@ model: gguf-py parses the file; checks general.architecture / general.file_type 
   The exact check comes before it: PEFT's merge_and_unload() in f32, q/k permuted as
   convert_hf_to_gguf.py does, rounded to each tensor's type by gguf-py (Q8_0 bit-exact with
   ggml), must equal the file's values within one step of the type (F32: 2^-20 of the row max).
+GPT-2 / GPT-NeoX (arch gpt2 / gptneox): the tensors convert_hf_to_gguf.py would write
+  (Conv1D transposed to (out, in), NeoX query_key_value regrouped into [q | k | v], every bias,
+  position_embd, output only when untied) with the <arch>.* keys; transformers' GGUF loader has
+  no gptneox, so the logits come from the file's values read by gguf-py and mapped back into the
+  transformers model (GPT-2 is also tried through transformers' own GGUF loader).
 lora: keys general.type = adapter, adapter.type = lora, adapter.lora.alpha (f32), the
   architecture; one .lora_a (ne [in, r]) and .lora_b (ne [r, out]) per PEFT module under
   llama.cpp's names; and the values: alpha / r * lora_b @ lora_a (llama.cpp's scale, r = lora_b
@@ -119,7 +124,202 @@ def base_config(base):
         return json.load(f)
 
 
+# ---------------------------------------------------------------------------------------------
+# GPT-2 and GPT-NeoX (llama.cpp archs gpt2, gptneox): convert_hf_to_gguf.py GPT2Model transposes
+# the Conv1D weights into (out, in); GPTNeoXModel regroups query_key_value's per-head [q k v]
+# rows (and bias) into [q | k | v]. Names from gguf-py tensor_mapping.
+GPT_ARCH = {"gpt2": "gpt2", "gpt_neox": "gptneox"}
+GPT_MODS = {"attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output", "mlp.c_fc": "ffn_up",
+            "mlp.c_proj": "ffn_down", "attention.query_key_value": "attn_qkv",
+            "attention.dense": "attn_output", "mlp.dense_h_to_4h": "ffn_up",
+            "mlp.dense_4h_to_h": "ffn_down", "ln_1": "attn_norm", "ln_2": "ffn_norm",
+            "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
+
+
+def neox_regroup(w, n_head):
+    # per-head [q k v] rows -> [q | k | v] (GPTNeoXModel.modify_tensors)
+    C = w.shape[0] // 3
+    x = w.reshape(n_head, 3, C // n_head, *w.shape[1:])
+    return torch.cat([x[:, j].reshape(C, *w.shape[1:]) for j in range(3)], dim=0)
+
+
+def gpt_gguf_name(k, cfg):
+    """The llama.cpp name of HF tensor k of a GPT-2 / NeoX model, or None (not written)."""
+    tied = cfg.get("tie_word_embeddings", cfg["model_type"] == "gpt2")
+    for pre in ("transformer.", "gpt_neox."):
+        k = k[len(pre):] if k.startswith(pre) else k
+    p = k.split(".")
+    if k in ("wte.weight", "embed_in.weight"):
+        return "token_embd.weight"
+    if k == "wpe.weight":
+        return "position_embd.weight"
+    if p[0] in ("ln_f", "final_layer_norm"):
+        return f"output_norm.{p[-1]}"
+    if k in ("lm_head.weight", "embed_out.weight"):
+        return None if tied else "output.weight"
+    mod = ".".join(p[2:-1])
+    if p[0] in ("h", "layers") and mod in GPT_MODS:  # not attention masks / rotary buffers
+        return f"blk.{p[1]}.{GPT_MODS[mod]}.{p[-1]}"
+    return None
+
+
+def gpt_gguf_tensors(psd, cfg):
+    """The HF state dict as convert_hf_to_gguf.py writes it: {gguf name: row-major tensor}."""
+    mt = cfg["model_type"]
+    nh = cfg["n_head"] if mt == "gpt2" else cfg["num_attention_heads"]
+    out = {}
+    for k, v in psd.items():
+        g = gpt_gguf_name(k, cfg)
+        if g is None:
+            continue
+        if mt == "gpt2" and v.dim() == 2 and g.startswith("blk."):
+            v = v.t()  # Conv1D (in, out) -> (out, in)
+        if mt == "gpt_neox" and ".attn_qkv." in g:
+            v = neox_regroup(v, nh)
+        out[g] = v.contiguous()
+    return out
+
+
+def round_check(t, ref):
+    """Largest difference between the file tensor t and ref rounded to t's type, in steps."""
+    qt = t.tensor_type
+    want = gguf.quants.dequantize(gguf.quants.quantize(ref, qt), qt).reshape(ref.shape)
+    got = gguf.quants.dequantize(t.data, qt).reshape(ref.shape)
+    dd = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    if qt == QT.F32:
+        unit = np.maximum(np.abs(ref).max(axis=-1, keepdims=True) * 2.0 ** -20, 1e-30)
+    elif qt == QT.Q8_0:
+        blocks = np.abs(ref).reshape(*ref.shape[:-1], -1, 32).max(axis=-1) / 127
+        unit = np.maximum(np.repeat(blocks, 32, axis=-1).reshape(ref.shape), 1e-30)
+    else:
+        mant = 7 if qt == QT.BF16 else 10
+        e = np.floor(np.log2(np.maximum(np.abs(want), 2.0 ** -14 if mant == 10 else 1e-38)))
+        unit = 2.0 ** (e - mant)
+    return float((dd / unit).max()), int((dd > 0).sum()), dd.size, got
+
+
+def check_model_gpt(args, cfg):
+    r = GGUFReader(args.gguf)
+    mt = cfg["model_type"]
+    arch = kv(r, "general.architecture")
+    check(arch == GPT_ARCH[mt], f"general.architecture {arch} for {mt}")
+    ft = kv(r, "general.file_type")
+    check(ft in FTYPE, f"general.file_type {ft}")
+    fname, rel = FTYPE.get(ft, ("?", 1e-1))
+    if args.tol is not None:
+        rel = args.tol
+    if mt == "gpt2":
+        C, L, NH = cfg["n_embd"], cfg["n_layer"], cfg["n_head"]
+        want = {"context_length": cfg.get("n_positions", cfg.get("n_ctx")), "embedding_length": C,
+                "block_count": L, "feed_forward_length": cfg.get("n_inner") or 4 * C,
+                "attention.head_count": NH,
+                "attention.layer_norm_epsilon": cfg["layer_norm_epsilon"]}
+    else:
+        C, L, NH = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]
+        rp = cfg.get("rope_parameters") or {}
+        pct = rp.get("partial_rotary_factor", cfg.get("rotary_pct", 0.25))
+        want = {"context_length": cfg["max_position_embeddings"], "embedding_length": C,
+                "block_count": L, "feed_forward_length": cfg["intermediate_size"],
+                "attention.head_count": NH, "attention.layer_norm_epsilon": cfg["layer_norm_eps"],
+                "rope.dimension_count": int(pct * (C // NH)),
+                "rope.freq_base": rp.get("rope_theta", cfg.get("rotary_emb_base", 10000.0)),
+                "use_parallel_residual": cfg.get("use_parallel_residual", True)}
+    for k, v in want.items():
+        got = kv(r, f"{arch}.{k}")
+        ok = got is not None and math.isclose(float(got), float(v), rel_tol=1e-6)
+        check(ok, f"{arch}.{k} = {got}, config.json says {v}")
+    toks = kv(r, "tokenizer.ggml.tokens")
+    if toks is not None:
+        check(kv(r, "tokenizer.ggml.model") == "gpt2" and kv(r, "tokenizer.ggml.merges") is not None,
+              "tokenizer: a gpt2 BPE with merges")
+        check(len(toks) == cfg["vocab_size"], f"tokenizer: {len(toks)} tokens")
+        print(f"tokenizer: model {kv(r, 'tokenizer.ggml.model')}, pre {kv(r, 'tokenizer.ggml.pre')}, "
+              f"{len(toks)} tokens, {len(kv(r, 'tokenizer.ggml.merges'))} merges, "
+              f"eos {kv(r, 'tokenizer.ggml.eos_token_id')}")
+    else:
+        print("tokenizer: none in the file")
+    # weights: PEFT's merge_and_unload() as convert_hf_to_gguf.py would write it
+    base_m = load_base(args.base)
+    merged = (PeftModel.from_pretrained(base_m, args.adapter).merge_and_unload()
+              if args.adapter else base_m)
+    exp = gpt_gguf_tensors({k: v.detach().float() for k, v in merged.state_dict().items()}, cfg)
+    have = {t.name: t for t in r.tensors}
+    check(set(have) == set(exp), f"tensors: missing {sorted(set(exp) - set(have))[:4]}, "
+          f"extra {sorted(set(have) - set(exp))[:4]}")
+    main_t = QT[fname] if fname != "?" else None
+    worst, worst_name, n_diff, n_tot = 0.0, None, 0, 0
+    back = {}
+    for n, w in exp.items():
+        t = have.get(n)
+        if t is None:
+            continue
+        ne = tuple(reversed(w.shape))
+        check(tuple(int(x) for x in t.shape) == ne, f"{n}: ne {tuple(t.shape)} expected {ne}")
+        want_t = QT.F32 if w.dim() == 1 else main_t
+        if want_t == QT.Q8_0 and ne[0] % 32:
+            want_t = QT.F16
+        check(t.tensor_type == want_t, f"{n}: type {t.tensor_type.name}")
+        u, nd, nt, got = round_check(t, w.numpy().astype(np.float32))
+        back[n] = torch.from_numpy(np.array(got, dtype=np.float32))
+        n_diff, n_tot = n_diff + nd, n_tot + nt
+        if u > worst:
+            worst, worst_name = u, n
+    print(f"gguf-py: {len(r.tensors)} tensors, arch {arch}, file_type {ft} ({fname}); weights vs "
+          f"PEFT merge_and_unload rounded by gguf-py: {n_diff} of {n_tot} values differ, worst "
+          f"{worst:.3g} steps ({worst_name})")
+    check(worst <= 1.0, f"weights differ by {worst:.3g} steps in {worst_name}")
+    # logits: the file's values, read by gguf-py and mapped back to HF names and layouts, in
+    # transformers (GPT-2 also through transformers' own GGUF loader), against PEFT unmerged
+    base = load_base(args.base)
+    ref_model = PeftModel.from_pretrained(base, args.adapter).eval() if args.adapter else base.eval()
+    from_file = load_base(args.base)
+    sd = from_file.state_dict()
+    inv = {gpt_gguf_name(k, cfg): k for k in sd}
+    new = {}
+    for gn, v in back.items():
+        k = inv[gn]
+        if mt == "gpt2" and v.dim() == 2 and gn.startswith("blk."):
+            v = v.t()
+        if mt == "gpt_neox" and ".attn_qkv." in gn:  # [q | k | v] -> per head
+            Cq = v.shape[0] // 3
+            v = v.reshape(3, NH, Cq // NH, *v.shape[1:]).transpose(0, 1).reshape(v.shape)
+        new[k] = v
+    if "output.weight" not in back:  # tied: the head is the embedding
+        new[[k for k in sd if k.endswith(("lm_head.weight", "embed_out.weight"))][0]] = \
+            back["token_embd.weight"]
+    check(len([k for k in sd if "weight" in k or "bias" in k]) == len(new),
+          f"{len(new)} file tensors for the model's {len(sd)} parameters")
+    from_file.load_state_dict(new, strict=False)
+    from_file.eval()
+    V = cfg["vocab_size"]
+    torch.manual_seed(0)
+    ids = torch.randint(0, V, (3, 32))
+    with torch.no_grad():
+        ref = ref_model(input_ids=ids).logits.float()
+        got = from_file(input_ids=ids).logits.float()
+    md = float((got - ref).abs().max())
+    tol = rel * max(1.0, float(ref.abs().max()))
+    print(f"gguf-py values in transformers vs PEFT unmerged: max |logit diff| {md:.3e} "
+          f"(max |logit| {float(ref.abs().max()):.3g}, tol {tol:.3g}), 3 x 32 tokens")
+    check(md <= tol, f"logits differ by {md:.3g} > {tol:.3g}")
+    if mt == "gpt2":
+        d, f = os.path.split(os.path.abspath(args.gguf))
+        try:
+            model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32).eval()
+            with torch.no_grad():
+                md2 = float((model(input_ids=ids).logits.float() - ref).abs().max())
+            print(f"transformers from_pretrained(gguf_file) vs PEFT unmerged: max |logit diff| {md2:.3e}")
+            check(md2 <= tol, f"transformers' GGUF loader: logits differ by {md2:.3g}")
+        except Exception as e:
+            # transformers needs the tokenizer keys, and maps gpt2.context_length to n_ctx while
+            # keeping n_positions = 1024: GPT-2s with other position counts do not load there
+            print(f"note: transformers' GGUF loader could not read the file ({type(e).__name__}: "
+                  f"{str(e)[:80]}); it needs tokenizer keys and n_positions = 1024")
+
+
 def check_model(args, cfg):
+    if cfg["model_type"] in GPT_ARCH:
+        return check_model_gpt(args, cfg)
     r = GGUFReader(args.gguf)
     arch = kv(r, "general.architecture")
     mt = cfg["model_type"]
@@ -255,7 +455,7 @@ def check_model(args, cfg):
 def check_lora(args, cfg):
     r = GGUFReader(args.gguf)
     mt = cfg["model_type"]
-    arch = "qwen2" if mt == "qwen2" else "llama"
+    arch = GPT_ARCH.get(mt, "qwen2" if mt == "qwen2" else "llama")
     check(kv(r, "general.type") == "adapter", f"general.type {kv(r, 'general.type')}")
     check(kv(r, "adapter.type") == "lora", f"adapter.type {kv(r, 'adapter.type')}")
     check(kv(r, "general.architecture") == arch, f"general.architecture {kv(r, 'general.architecture')}")
@@ -271,7 +471,7 @@ def check_lora(args, cfg):
     check(math.isclose(alpha / rank, scale, rel_tol=1e-6), "llama.cpp scale differs from PEFT's")
     sd = load_file(os.path.join(args.adapter, "adapter_model.safetensors"))
     have = {t.name: t for t in r.tensors}
-    NH = cfg["num_attention_heads"]
+    NH = cfg.get("num_attention_heads", cfg.get("n_head"))
     NKV = cfg.get("num_key_value_heads", NH)
     worst = 0.0
     n = 0
@@ -280,7 +480,10 @@ def check_lora(args, cfg):
             continue
         mod = k[len("base_model.model."):-len(".lora_A.weight")]
         A, B = sd[k].float(), sd[k.replace("lora_A", "lora_B")].float()
-        name, layer, short = gguf_name(mod)
+        if mt in GPT_ARCH:
+            name, short = gpt_gguf_name(mod + ".weight", cfg), mod.split(".")[-1]
+        else:
+            name, layer, short = gguf_name(mod)
         ta, tb = have.get(name + ".lora_a"), have.get(name + ".lora_b")
         if not check(ta is not None and tb is not None, f"{name}.lora_a/.lora_b missing"):
             continue
@@ -294,6 +497,8 @@ def check_lora(args, cfg):
         want = scale * (B @ A)
         if arch == "llama" and short in ("q_proj", "k_proj"):
             want = permute(want, NH, NKV if short == "k_proj" else NH)
+        if arch == "gptneox" and short == "query_key_value":
+            want = neox_regroup(want, NH)
         got = alpha / int(tb.shape[0]) * (gb @ ga)
         worst = max(worst, float((got - want).abs().max() / want.abs().max()))
     ftypes = sorted({t.tensor_type.name for t in r.tensors})
