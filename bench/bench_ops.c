@@ -206,16 +206,17 @@ static void bench_linear(int64_t N, int64_t in, int64_t out) {
 typedef struct {
     lt_attn_shape s;
     const float *q, *k, *v, *dout;
-    float *out, *att, *dq, *dk, *dv, *ws;
+    float *out, *att, *dq, *dk, *dv, *ws; // att: the (B, NH, T) log-sum-exp
+    int nthr;
 } attn_ctx;
 
 static void run_attn_fwd(void *p) {
     attn_ctx *c = p;
-    lt_attn_fwd(c->out, c->att, c->q, c->k, c->v, &c->s);
+    lt_attn_fwd(c->out, c->att, c->q, c->k, c->v, &c->s, c->ws, c->nthr);
 }
 static void run_attn_bwd(void *p) {
     attn_ctx *c = p;
-    lt_attn_bwd(c->dq, c->dk, c->dv, c->dout, c->att, c->q, c->k, c->v, &c->s, c->ws);
+    lt_attn_bwd(c->dq, c->dk, c->dv, c->dout, c->att, c->q, c->k, c->v, &c->s, c->ws, c->nthr);
 }
 
 static void bench_attn(int B, int T, int NH, int NKV, int HS) {
@@ -223,13 +224,13 @@ static void bench_attn(int B, int T, int NH, int NKV, int HS) {
     lt_rng_seed(&r, 2);
     lt_attn_shape s = {.B = B, .T = T, .NH = NH, .NKV = NKV, .HS = HS};
     size_t nq = (size_t)B * T * NH * HS, nk = (size_t)B * T * NKV * HS;
-    size_t na = (size_t)B * NH * T * T;
+    size_t na = (size_t)B * NH * T;
     attn_ctx c = {.s = s};
     float *q = falloc(nq), *k = falloc(nk), *v = falloc(nk), *dout = falloc(nq);
     fill(q, nq, 1, &r), fill(k, nk, 1, &r), fill(v, nk, 1, &r), fill(dout, nq, 1, &r);
     c.q = q, c.k = k, c.v = v, c.dout = dout;
     c.out = falloc(nq), c.att = falloc(na), c.dq = falloc(nq), c.dk = falloc(nk);
-    c.dv = falloc(nk), c.ws = falloc(lt_attn_ws_floats(&s));
+    c.dv = falloc(nk), c.nthr = n_threads(), c.ws = falloc(lt_attn_ws_floats(&s, c.nthr));
     memset(c.dq, 0, nq * 4), memset(c.dk, 0, nk * 4), memset(c.dv, 0, nk * 4);
     // useful flops of the causal half: QK^T and PV forward (2 matmuls), 4 matmuls backward
     double f_fwd = 2.0 * 2.0 * B * NH * (double)T * T * HS / 2, f_bwd = 2 * f_fwd;

@@ -18,18 +18,27 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-#define HEAD_CHUNK 512 // rows of logits computed at once by the LM head
+// Rows of logits computed at once by the LM head: HEAD_CHUNK, fewer for a vocabulary so large
+// that a chunk would exceed HEAD_CHUNK_BYTES (but at least HEAD_CHUNK_MIN). Fewer rows would
+// not save memory in training, where the chunk shares its bytes with the backward's scratch,
+// and each chunk's sgemm packs the whole LM-head weight again (~260 MB for 2048 x 32000 f32).
+#define HEAD_CHUNK 512
+#define HEAD_CHUNK_MIN 64
+#define HEAD_CHUNK_BYTES ((size_t)64 << 20)
 
 typedef struct block_acts {
     float *xn1, *mean1, *rstd1; // (N,C), (N), (N); mean only for LayerNorm
     float *qkv;         // (N, QD + 2 KVD) fused projection output, or NULL
     float *q, *k, *v;   // (N,QD), (N,KVD), (N,KVD) after RoPE
-    float *att;         // (B,NH,T,T)
+    float *lse;         // (B,NH,T) attention log-sum-exp (the probabilities are recomputed)
     float *ao;          // (N,QD)
     float *xmid;        // (N,C)
     float *xn2, *mean2, *rstd2; // (N,C), (N), (N)
-    float *g, *u, *h;   // (N,F); u is the GELU input for GELU MLPs
+    float *g, *u;       // (N,F); u is the GELU input for GELU MLPs (h is recomputed from them)
     float *hl[LT_MOD_PER_LAYER]; // LoRA hidden (N, r) per module, NULL when no module
 } block_acts;
 
@@ -42,19 +51,24 @@ struct lt_ctx {
     block_acts *acts;  // (n_slots)
     float *xs;         // (L+1, N, C) block inputs (the residual stream)
     float *xf, *meanf, *rstdf; // (N,C), (N), (N) after the final norm
-    // backward scratch
+    float *h;          // (N,F) MLP hidden of the block being run (forward, or backward recompute)
+    // backward scratch: these and the logits chunk are views into one allocation, `scratch`,
+    // the larger of the two: the chunk is dead before the backward of the blocks starts.
+    float *scratch;
     float *dres, *dxn, *dao, *dq, *dk, *dv; // (N,C) (N,C) (N,QD) (N,QD) (N,KVD) (N,KVD)
     float *dxn2, *dqkv;                     // (N,C), (N, QD + 2 KVD) when fused
     float *dF1, *dF2, *dF3;                 // (N,F)
-    float *dhl;                             // (max(N, HEAD_CHUNK), rmax)
-    float *drop;                            // (N, max in) dropout scratch, or NULL
+    float *dhl;                             // (max(N, hc), rmax)
+    float *drop;                            // (max(N, hc), max in) dropout scratch, or NULL
     // LM head
+    int hc;                    // rows of logits per chunk (head_chunk_rows)
     int32_t *sel, *tgt;        // (N) selected rows and their targets
     float *hsel, *dhsel;       // (N, C)
-    float *chunk;              // (HEAD_CHUNK, V)
-    float *hl_head;            // (HEAD_CHUNK, r) LoRA hidden of lm_head
+    float *chunk;              // (hc, V)
+    float *hl_head;            // (hc, r) LoRA hidden of lm_head
     int32_t *pos0;             // (N) default positions
-    float *lin_ws, *attn_ws;
+    float *lin_ws, *attn_ws;   // linear slabs; attention scratch for nthr threads
+    int nthr;
     size_t bytes;
     // per-step settings
     uint64_t drop_seed;
@@ -75,10 +89,9 @@ static float *ctx_alloc(lt_ctx *c, size_t n, bool *ok) {
 static void acts_free(block_acts *a) {
     lt_free_aligned(a->xn1), lt_free_aligned(a->rstd1), lt_free_aligned(a->q);
     lt_free_aligned(a->mean1), lt_free_aligned(a->mean2), lt_free_aligned(a->qkv);
-    lt_free_aligned(a->k), lt_free_aligned(a->v), lt_free_aligned(a->att);
+    lt_free_aligned(a->k), lt_free_aligned(a->v), lt_free_aligned(a->lse);
     lt_free_aligned(a->ao), lt_free_aligned(a->xmid), lt_free_aligned(a->xn2);
     lt_free_aligned(a->rstd2), lt_free_aligned(a->g), lt_free_aligned(a->u);
-    lt_free_aligned(a->h);
     for (int k = 0; k < LT_MOD_PER_LAYER; k++) lt_free_aligned(a->hl[k]);
 }
 
@@ -87,9 +100,8 @@ void lt_ctx_free(lt_ctx *c) {
     if (c->acts)
         for (int i = 0; i < c->n_slots; i++) acts_free(&c->acts[i]);
     lt_free(c->acts);
-    float *fs[] = {c->xs,  c->xf,  c->rstdf, c->dres, c->dxn,  c->dao,   c->dq, c->meanf, c->dxn2, c->dqkv,
-                   c->dk,  c->dv,  c->dF1,   c->dF2,  c->dF3,  c->dhl,   c->drop,
-                   c->hsel, c->dhsel, c->chunk, c->hl_head, c->lin_ws, c->attn_ws};
+    float *fs[] = {c->xs,    c->xf,    c->rstdf,   c->meanf,  c->h,      c->scratch, c->dhl,
+                   c->drop,  c->hsel,  c->dhsel,   c->hl_head, c->lin_ws, c->attn_ws};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) lt_free_aligned(fs[i]);
     lt_free(c->sel);
     lt_free(c->tgt);
@@ -101,25 +113,51 @@ size_t lt_ctx_bytes(const lt_ctx *c) { return c->bytes; }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-lt_status lt_ctx_new(lt_model *m, const lt_ctx_opts *o, lt_ctx **out, lt_err *err) {
+static int max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+// Views into the scratch allocation start on 64-byte boundaries.
+static size_t scratch_round(size_t n) { return (n + 15) & ~(size_t)15; }
+
+// Points *p at the next n floats of the scratch (NULL for none).
+static float *scratch_take(float **next, size_t n) {
+    if (n == 0) return NULL;
+    float *p = *next;
+    *next += scratch_round(n);
+    return p;
+}
+
+static int head_chunk_rows(int V) {
+    size_t rows = HEAD_CHUNK_BYTES / ((size_t)V * sizeof(float));
+    return rows >= HEAD_CHUNK ? HEAD_CHUNK : rows <= HEAD_CHUNK_MIN ? HEAD_CHUNK_MIN : (int)rows;
+}
+
+// The float count of every buffer lt_ctx_new allocates, worked out in this one place, so that
+// the memory planner (lt_ctx_plan_bytes) and the allocation cannot drift apart.
+typedef struct ctx_sizes {
+    int n_slots;                       // activation slots
+    size_t xn1, rstd1, mean1, mean2, qkv, q, k, v, lse, ao, xmid, xn2, rstd2, g, u, hl; // per slot
+    size_t xs, xf, rstdf, meanf, h;
+    size_t dres, dxn, dxn2, dqkv, dao, dq, dk, dv, dF1, dF2, dF3; // training: views into scratch
+    size_t chunk, scratch; // scratch = max(chunk, the sum of the views, each rounded up)
+    size_t dhl, dhsel, drop, hsel, hl_head, lin_ws, attn_ws;
+    size_t n_int32; // sel, tgt, pos0: N each
+    int hc, nthr;
+} ctx_sizes;
+
+// proj_4bit: size the linear workspace as if the block projections were NF4 (the planner's
+// --load-in-4bit before anything is quantised).
+static void ctx_sizes_get(const lt_model *m, const lt_ctx_opts *o, bool proj_4bit, ctx_sizes *z) {
     const lt_config *cf = &m->cfg;
-    if (o->B <= 0 || o->T <= 0 || o->B > 1 << 16 || o->T > 1 << 20)
-        return lt_err_set(err, LT_ERR_ARG, "batch %d x sequence %d is not a valid shape", o->B, o->T);
-    if (o->T > cf->max_pos)
-        return lt_err_set(err, LT_ERR_ARG, "sequence length %d exceeds the model's %d positions",
-                          o->T, cf->max_pos);
-    lt_ctx *c = lt_calloc(1, sizeof *c);
-    if (!c) return lt_err_set(err, LT_ERR_OOM, "out of memory");
-    c->m = m;
-    c->B = o->B, c->T = o->T;
-    c->N = (int64_t)o->B * o->T;
-    c->train = o->train;
-    c->ckpt = o->train && o->checkpoint;
-    size_t N = (size_t)c->N, C = (size_t)cf->n_embd, F = (size_t)cf->n_ff, V = (size_t)cf->n_vocab;
+    bool train = o->train, ckpt = o->train && o->checkpoint;
+    size_t N = (size_t)o->B * (size_t)o->T, C = (size_t)cf->n_embd, F = (size_t)cf->n_ff;
+    size_t V = (size_t)cf->n_vocab, L = (size_t)cf->n_layer;
     size_t QD = (size_t)cf->n_head * (size_t)cf->head_dim, KVD = (size_t)cf->n_head_kv * (size_t)cf->head_dim;
-    size_t L = (size_t)cf->n_layer;
-    size_t att = (size_t)o->B * (size_t)cf->n_head * (size_t)o->T * (size_t)o->T;
-    bool ok = true;
     bool fused = m->arch.qkv != LT_QKV_SEPARATE;
     // The largest LoRA rank and input width among attached modules, and whether any has dropout.
     size_t rmax = 0, inmax = C;
@@ -136,50 +174,124 @@ lt_status lt_ctx_new(lt_model *m, const lt_ctx_opts *o, lt_ctx **out, lt_err *er
         rmax = max_sz(rmax, (size_t)m->lm_head.lora->r);
         any_drop |= m->lm_head.lora->dropout > 0;
     }
-    c->n_slots = c->train && !c->ckpt ? (int)L : 1;
+    memset(z, 0, sizeof *z);
+    // no more rows than the batch has: the loss rows are a subset of its N rows
+    z->hc = head_chunk_rows(cf->n_vocab);
+    if ((size_t)z->hc > N) z->hc = (int)N;
+    z->nthr = max_threads();
+    size_t hc = (size_t)z->hc;
+    z->n_slots = train && !ckpt ? (int)L : 1;
+    z->xn1 = N * C, z->rstd1 = N, z->mean1 = N, z->mean2 = N;
+    z->qkv = fused ? N * (QD + 2 * KVD) : 0;
+    z->q = N * QD, z->k = N * KVD, z->v = N * KVD;
+    z->lse = (size_t)o->B * (size_t)cf->n_head * (size_t)o->T;
+    z->ao = N * QD, z->xmid = N * C, z->xn2 = N * C, z->rstd2 = N;
+    z->g = N * F, z->u = N * F, z->hl = N * rmax;
+    z->xs = (L + 1) * N * C, z->xf = N * C, z->rstdf = N, z->meanf = N, z->h = N * F;
+    if (train) {
+        z->dres = N * C, z->dxn = N * C, z->dxn2 = N * C;
+        z->dqkv = fused ? N * (QD + 2 * KVD) : 0;
+        z->dao = N * QD, z->dq = N * QD, z->dk = N * KVD, z->dv = N * KVD;
+        z->dF1 = N * F, z->dF2 = N * F, z->dF3 = N * F;
+        z->dhl = max_sz(N, hc) * max_sz(rmax, 1);
+        z->dhsel = N * C;
+    }
+    z->drop = any_drop ? max_sz(N, hc) * max_sz(inmax, F) : 0;
+    z->hsel = N * C;
+    z->chunk = hc * V;
+    const size_t *views[] = {&z->dres, &z->dxn, &z->dxn2, &z->dqkv, &z->dao, &z->dq,
+                             &z->dk,   &z->dv,  &z->dF1,  &z->dF2,  &z->dF3};
+    size_t sum = 0;
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) sum += scratch_round(*views[i]);
+    z->scratch = max_sz(z->chunk, sum);
+    z->hl_head = hc * max_sz(rmax, 1);
+    size_t lws = lt_linear_ws_floats(&m->lm_head.w);
+    for (size_t l = 0; l < L; l++)
+        for (int k = 0; k < LT_MOD_PER_LAYER; k++) {
+            lt_mat w = m->layers[l].lin[k].w;
+            if (proj_4bit && w.rows && (w.dtype == LT_DTYPE_F32 || w.dtype == LT_DTYPE_F16 ||
+                                        w.dtype == LT_DTYPE_BF16))
+                w.dtype = LT_DTYPE_NF4;
+            lws = max_sz(lws, lt_linear_ws_floats(&w));
+        }
+    z->lin_ws = max_sz(lws, 1);
+    lt_attn_shape as = {.B = o->B, .T = o->T, .NH = cf->n_head, .NKV = cf->n_head_kv, .HS = cf->head_dim};
+    z->attn_ws = lt_attn_ws_floats(&as, z->nthr);
+    z->n_int32 = 3 * N;
+}
+
+static size_t ctx_sizes_bytes(const ctx_sizes *z) {
+    size_t slot = z->xn1 + z->rstd1 + z->mean1 + z->mean2 + z->qkv + z->q + z->k + z->v + z->lse +
+                  z->ao + z->xmid + z->xn2 + z->rstd2 + z->g + z->u + LT_MOD_PER_LAYER * z->hl;
+    size_t rest = z->xs + z->xf + z->rstdf + z->meanf + z->h + z->scratch + z->dhl + z->dhsel +
+                  z->drop + z->hsel + z->hl_head + z->lin_ws + z->attn_ws;
+    return sizeof(float) * ((size_t)z->n_slots * slot + rest) + sizeof(int32_t) * z->n_int32;
+}
+
+size_t lt_ctx_plan_bytes(const lt_model *m, const lt_ctx_opts *o, bool proj_4bit) {
+    ctx_sizes z;
+    ctx_sizes_get(m, o, proj_4bit, &z);
+    return ctx_sizes_bytes(&z);
+}
+
+lt_status lt_ctx_new(lt_model *m, const lt_ctx_opts *o, lt_ctx **out, lt_err *err) {
+    const lt_config *cf = &m->cfg;
+    if (o->B <= 0 || o->T <= 0 || o->B > 1 << 16 || o->T > 1 << 20)
+        return lt_err_set(err, LT_ERR_ARG, "batch %d x sequence %d is not a valid shape", o->B, o->T);
+    if (o->T > cf->max_pos)
+        return lt_err_set(err, LT_ERR_ARG, "sequence length %d exceeds the model's %d positions",
+                          o->T, cf->max_pos);
+    lt_ctx *c = lt_calloc(1, sizeof *c);
+    if (!c) return lt_err_set(err, LT_ERR_OOM, "out of memory");
+    ctx_sizes z;
+    ctx_sizes_get(m, o, false, &z);
+    c->m = m;
+    c->B = o->B, c->T = o->T;
+    c->N = (int64_t)o->B * o->T;
+    c->train = o->train;
+    c->ckpt = o->train && o->checkpoint;
+    c->hc = z.hc, c->nthr = z.nthr;
+    c->n_slots = z.n_slots;
+    bool ok = true;
     c->acts = lt_calloc((size_t)c->n_slots, sizeof *c->acts);
     if (!c->acts) ok = false;
     for (int s = 0; ok && s < c->n_slots; s++) {
         block_acts *a = &c->acts[s];
-        a->xn1 = ctx_alloc(c, N * C, &ok), a->rstd1 = ctx_alloc(c, N, &ok);
-        a->mean1 = ctx_alloc(c, N, &ok), a->mean2 = ctx_alloc(c, N, &ok);
-        if (fused) a->qkv = ctx_alloc(c, N * (QD + 2 * KVD), &ok);
-        a->q = ctx_alloc(c, N * QD, &ok), a->k = ctx_alloc(c, N * KVD, &ok);
-        a->v = ctx_alloc(c, N * KVD, &ok), a->att = ctx_alloc(c, att, &ok);
-        a->ao = ctx_alloc(c, N * QD, &ok), a->xmid = ctx_alloc(c, N * C, &ok);
-        a->xn2 = ctx_alloc(c, N * C, &ok), a->rstd2 = ctx_alloc(c, N, &ok);
-        a->g = ctx_alloc(c, N * F, &ok), a->u = ctx_alloc(c, N * F, &ok);
-        a->h = ctx_alloc(c, N * F, &ok);
-        for (int k = 0; k < LT_MOD_PER_LAYER; k++) a->hl[k] = ctx_alloc(c, N * rmax, &ok);
+        a->xn1 = ctx_alloc(c, z.xn1, &ok), a->rstd1 = ctx_alloc(c, z.rstd1, &ok);
+        a->mean1 = ctx_alloc(c, z.mean1, &ok), a->mean2 = ctx_alloc(c, z.mean2, &ok);
+        a->qkv = ctx_alloc(c, z.qkv, &ok);
+        a->q = ctx_alloc(c, z.q, &ok), a->k = ctx_alloc(c, z.k, &ok);
+        a->v = ctx_alloc(c, z.v, &ok), a->lse = ctx_alloc(c, z.lse, &ok);
+        a->ao = ctx_alloc(c, z.ao, &ok), a->xmid = ctx_alloc(c, z.xmid, &ok);
+        a->xn2 = ctx_alloc(c, z.xn2, &ok), a->rstd2 = ctx_alloc(c, z.rstd2, &ok);
+        a->g = ctx_alloc(c, z.g, &ok), a->u = ctx_alloc(c, z.u, &ok);
+        for (int k = 0; k < LT_MOD_PER_LAYER; k++) a->hl[k] = ctx_alloc(c, z.hl, &ok);
     }
-    c->xs = ctx_alloc(c, (L + 1) * N * C, &ok);
-    c->xf = ctx_alloc(c, N * C, &ok), c->rstdf = ctx_alloc(c, N, &ok);
-    c->meanf = ctx_alloc(c, N, &ok);
-    if (c->train) {
-        c->dres = ctx_alloc(c, N * C, &ok), c->dxn = ctx_alloc(c, N * C, &ok);
-        c->dxn2 = ctx_alloc(c, N * C, &ok);
-        if (fused) c->dqkv = ctx_alloc(c, N * (QD + 2 * KVD), &ok);
-        c->dao = ctx_alloc(c, N * QD, &ok), c->dq = ctx_alloc(c, N * QD, &ok);
-        c->dk = ctx_alloc(c, N * KVD, &ok), c->dv = ctx_alloc(c, N * KVD, &ok);
-        c->dF1 = ctx_alloc(c, N * F, &ok), c->dF2 = ctx_alloc(c, N * F, &ok);
-        c->dF3 = ctx_alloc(c, N * F, &ok);
-        c->dhl = ctx_alloc(c, max_sz(N, HEAD_CHUNK) * max_sz(rmax, 1), &ok);
-        c->dhsel = ctx_alloc(c, N * C, &ok);
+    c->xs = ctx_alloc(c, z.xs, &ok);
+    c->xf = ctx_alloc(c, z.xf, &ok), c->rstdf = ctx_alloc(c, z.rstdf, &ok);
+    c->meanf = ctx_alloc(c, z.meanf, &ok), c->h = ctx_alloc(c, z.h, &ok);
+    c->scratch = ctx_alloc(c, z.scratch, &ok);
+    if (c->scratch) {
+        float *next = c->scratch;
+        c->chunk = c->scratch;
+        c->dres = scratch_take(&next, z.dres), c->dxn = scratch_take(&next, z.dxn);
+        c->dxn2 = scratch_take(&next, z.dxn2), c->dqkv = scratch_take(&next, z.dqkv);
+        c->dao = scratch_take(&next, z.dao), c->dq = scratch_take(&next, z.dq);
+        c->dk = scratch_take(&next, z.dk), c->dv = scratch_take(&next, z.dv);
+        c->dF1 = scratch_take(&next, z.dF1), c->dF2 = scratch_take(&next, z.dF2);
+        c->dF3 = scratch_take(&next, z.dF3);
     }
-    if (any_drop) c->drop = ctx_alloc(c, max_sz(N, HEAD_CHUNK) * max_sz(inmax, F), &ok);
-    c->hsel = ctx_alloc(c, N * C, &ok);
-    c->chunk = ctx_alloc(c, (size_t)HEAD_CHUNK * V, &ok);
-    c->hl_head = ctx_alloc(c, (size_t)HEAD_CHUNK * max_sz(rmax, 1), &ok);
-    size_t lws = lt_linear_ws_floats(&m->lm_head.w);
-    for (size_t l = 0; l < L; l++)
-        for (int k = 0; k < LT_MOD_PER_LAYER; k++)
-            lws = max_sz(lws, lt_linear_ws_floats(&m->layers[l].lin[k].w));
-    c->lin_ws = ctx_alloc(c, max_sz(lws, 1), &ok);
-    lt_attn_shape as = {.B = o->B, .T = o->T, .NH = cf->n_head, .NKV = cf->n_head_kv, .HS = cf->head_dim};
-    c->attn_ws = ctx_alloc(c, max_sz(lt_attn_ws_floats(&as), 1), &ok);
+    c->dhl = ctx_alloc(c, z.dhl, &ok), c->dhsel = ctx_alloc(c, z.dhsel, &ok);
+    c->drop = ctx_alloc(c, z.drop, &ok);
+    c->hsel = ctx_alloc(c, z.hsel, &ok);
+    c->hl_head = ctx_alloc(c, z.hl_head, &ok);
+    c->lin_ws = ctx_alloc(c, z.lin_ws, &ok);
+    c->attn_ws = ctx_alloc(c, z.attn_ws, &ok);
+    size_t N = (size_t)c->N;
     c->sel = lt_alloc(N * sizeof(int32_t));
     c->tgt = lt_alloc(N * sizeof(int32_t));
     c->pos0 = lt_alloc(N * sizeof(int32_t));
+    if (c->sel && c->tgt && c->pos0) c->bytes += z.n_int32 * sizeof(int32_t);
     if (!ok || !c->sel || !c->tgt || !c->pos0) {
         size_t want = c->bytes;
         lt_ctx_free(c);
@@ -187,6 +299,7 @@ lt_status lt_ctx_new(lt_model *m, const lt_ctx_opts *o, lt_ctx **out, lt_err *er
                           "out of memory allocating activations for batch %d x %d (%.1f MB so far)",
                           o->B, o->T, (double)want / 1e6);
     }
+    LT_ASSERT(c->bytes == ctx_sizes_bytes(&z)); // the planner's figure is what was allocated
     for (int b = 0; b < o->B; b++)
         for (int t = 0; t < o->T; t++) c->pos0[(size_t)b * (size_t)o->T + (size_t)t] = t;
     *out = c;
@@ -343,6 +456,15 @@ void lt_embed(const lt_model *m, const int32_t *ids, const int32_t *pos, float *
 
 // ---- blocks -------------------------------------------------------------------------------------
 
+// c->h = act(g, u): the MLP hidden, in the forward and again in the backward (the same
+// elementwise function of the same saved inputs, so bit-identical), which saves an (N, F)
+// buffer per layer for an elementwise pass.
+static void mlp_act(lt_ctx *c, const block_acts *a) {
+    int64_t n = c->N * c->m->cfg.n_ff;
+    if (c->m->arch.mlp == LT_MLP_SWIGLU) lt_swiglu_fwd(c->h, a->g, a->u, n);
+    else lt_gelu_fwd(c->h, a->u, n, c->m->arch.gelu_tanh);
+}
+
 static void block_fwd(lt_ctx *c, int l, const lt_batch *b, const float *x, float *xo, block_acts *a) {
     const lt_model *m = c->m;
     const lt_config *cf = &m->cfg;
@@ -365,22 +487,18 @@ static void block_fwd(lt_ctx *c, int l, const lt_batch *b, const float *x, float
         lt_rope_fwd(a->k, pos, m->rope_cos, m->rope_sin, N, cf->n_head_kv, cf->head_dim, cf->rot_dim);
     }
     lt_attn_shape as = attn_shape(c, b);
-    lt_attn_fwd(a->ao, a->att, a->q, a->k, a->v, &as);
+    lt_attn_fwd(a->ao, a->lse, a->q, a->k, a->v, &as, c->attn_ws, c->nthr);
     // sequential: xmid = x + O(ao), the MLP reads norm(xmid); parallel: both branches read x
     float *mid = ar->parallel_residual ? xo : a->xmid;
     memcpy(mid, x, nC);
     lin_fwd(c, &L->lin[LT_MOD_O], a->ao, mid, N, true, a->hl[LT_MOD_O], 0);
     lt_norm_fwd(m, L->ffn_norm, L->ffn_norm_b, a->xn2, a->mean2, a->rstd2, ar->parallel_residual ? x : mid, N);
-    if (ar->mlp == LT_MLP_SWIGLU) {
+    if (ar->mlp == LT_MLP_SWIGLU)
         lin_fwd(c, &L->lin[LT_MOD_GATE], a->xn2, a->g, N, false, a->hl[LT_MOD_GATE], 0);
-        lin_fwd(c, &L->lin[LT_MOD_UP], a->xn2, a->u, N, false, a->hl[LT_MOD_UP], 0);
-        lt_swiglu_fwd(a->h, a->g, a->u, N * cf->n_ff);
-    } else {
-        lin_fwd(c, &L->lin[LT_MOD_UP], a->xn2, a->u, N, false, a->hl[LT_MOD_UP], 0);
-        lt_gelu_fwd(a->h, a->u, N * cf->n_ff, ar->gelu_tanh);
-    }
+    lin_fwd(c, &L->lin[LT_MOD_UP], a->xn2, a->u, N, false, a->hl[LT_MOD_UP], 0);
+    mlp_act(c, a);
     if (!ar->parallel_residual) memcpy(xo, a->xmid, nC);
-    lin_fwd(c, &L->lin[LT_MOD_DOWN], a->h, xo, N, true, a->hl[LT_MOD_DOWN], 0);
+    lin_fwd(c, &L->lin[LT_MOD_DOWN], c->h, xo, N, true, a->hl[LT_MOD_DOWN], 0);
 }
 
 // c->dres holds d(out); on return it holds d(x) (unless need_dx is false: then stale).
@@ -399,7 +517,8 @@ static void block_bwd(lt_ctx *c, int l, const lt_batch *b, const float *x, const
     // MLP branch; with a parallel residual its input gradient only matters below this block
     float *dxm = !par || need_dx ? c->dxn : NULL;
     memset(c->dF1, 0, nF * sizeof(float));
-    lin_bwd(c, &L->lin[LT_MOD_DOWN], a->h, c->dres, c->dF1, N, a->hl[LT_MOD_DOWN], 0);
+    mlp_act(c, a);
+    lin_bwd(c, &L->lin[LT_MOD_DOWN], c->h, c->dres, c->dF1, N, a->hl[LT_MOD_DOWN], 0);
     memset(c->dF3, 0, nF * sizeof(float));
     if (dxm) memset(dxm, 0, nC * sizeof(float));
     if (ar->mlp == LT_MLP_SWIGLU) {
@@ -418,7 +537,7 @@ static void block_bwd(lt_ctx *c, int l, const lt_batch *b, const float *x, const
     memset(c->dk, 0, nKV * sizeof(float));
     memset(c->dv, 0, nKV * sizeof(float));
     lt_attn_shape as = attn_shape(c, b);
-    lt_attn_bwd(c->dq, c->dk, c->dv, c->dao, a->att, a->q, a->k, a->v, &as, c->attn_ws);
+    lt_attn_bwd(c->dq, c->dk, c->dv, c->dao, a->lse, a->q, a->k, a->v, &as, c->attn_ws, c->nthr);
     if (ar->pos == LT_POS_ROPE) {
         lt_rope_bwd(c->dq, pos, m->rope_cos, m->rope_sin, N, cf->n_head, cf->head_dim, cf->rot_dim);
         lt_rope_bwd(c->dk, pos, m->rope_cos, m->rope_sin, N, cf->n_head_kv, cf->head_dim, cf->rot_dim);
@@ -507,8 +626,8 @@ static double head_loss(lt_ctx *c, int64_t M, float scale, bool backward) {
     int V = m->cfg.n_vocab;
     double sum = 0;
     if (backward) memset(c->dhsel, 0, sizeof(float) * (size_t)(M * C));
-    for (int64_t r0 = 0; r0 < M; r0 += HEAD_CHUNK) {
-        int64_t n = M - r0 < HEAD_CHUNK ? M - r0 : HEAD_CHUNK;
+    for (int64_t r0 = 0; r0 < M; r0 += c->hc) {
+        int64_t n = M - r0 < c->hc ? M - r0 : c->hc;
         const float *h = c->hsel + r0 * C;
         lin_fwd(c, &m->lm_head, h, c->chunk, n, false, c->hl_head, r0);
         sum += lt_ce_fwd_bwd(backward ? c->chunk : NULL, c->chunk, c->tgt + r0, n, V, scale);
@@ -583,7 +702,7 @@ lt_status lt_model_cls_step(lt_model *m, lt_ctx *c, const lt_batch *b, const lt_
                 return lt_err_set(err, LT_ERR_ARG, "class label %d of row %d is not below %d",
                                   h->labels[i], i, h->n_labels);
     const int C = m->cfg.n_embd, NL = h->n_labels, B = c->B;
-    if ((int64_t)B * NL > (int64_t)HEAD_CHUNK * m->cfg.n_vocab)
+    if ((int64_t)B * NL > (int64_t)c->hc * m->cfg.n_vocab)
         return lt_err_set(err, LT_ERR_ARG, "%d rows x %d labels exceed the score buffer", B, NL);
     bool train = c->train;
     c->train = backward; // dropout only when training
@@ -646,8 +765,8 @@ lt_status lt_model_logits(lt_model *m, lt_ctx *c, const lt_batch *b, float *out,
     c->train = false;
     forward_blocks(c, b);
     int64_t C = m->cfg.n_embd, V = m->cfg.n_vocab;
-    for (int64_t r0 = 0; r0 < c->N; r0 += HEAD_CHUNK) {
-        int64_t n = c->N - r0 < HEAD_CHUNK ? c->N - r0 : HEAD_CHUNK;
+    for (int64_t r0 = 0; r0 < c->N; r0 += c->hc) {
+        int64_t n = c->N - r0 < c->hc ? c->N - r0 : c->hc;
         lin_fwd(c, &m->lm_head, c->xf + r0 * C, out + r0 * V, n, false, c->hl_head, r0);
     }
     c->train = train;

@@ -127,6 +127,10 @@ lt_status lt_ctx_new(lt_model *m, const lt_ctx_opts *o, lt_ctx **out, lt_err *er
 void lt_ctx_free(lt_ctx *c);
 // Bytes held by the context's buffers (for --plan and reports).
 size_t lt_ctx_bytes(const lt_ctx *c);
+// The bytes lt_ctx_new(m, o) would allocate now (m with its LoRA modules attached), from the
+// same sizing code; proj_4bit sizes the linear workspace as if the block projections were
+// already quantised to 4 bits (planning --load-in-4bit without quantising).
+size_t lt_ctx_plan_bytes(const lt_model *m, const lt_ctx_opts *o, bool proj_4bit);
 
 // One batch. ids, labels (B,T); labels < 0 carry no loss; kmask (B,T) 1 = real token (NULL: all
 // real); pos (B,T) positions (NULL: 0..T-1 for every row). labels are NOT shifted: the logit at t

@@ -120,23 +120,29 @@ typedef struct lt_attn_shape {
     const int32_t *kmask; // (B, T) 1 = real token, 0 = padding key to ignore; NULL: all real
 } lt_attn_shape;
 
-// q (B,T,NH,HS), k,v (B,T,NKV,HS) -> out (B,T,NH,HS); att (B,NH,T,T) softmax probabilities saved
-// for backward (entries above the diagonal are written as 0). Scale 1/sqrt(HS).
-// A query row with no visible key gets out = 0 and att row = 0.
-void lt_attn_fwd(float *out, float *att, const float *q, const float *k, const float *v,
-                 const lt_attn_shape *s);
-void lt_attn_fwd_ref(float *out, float *att, const float *q, const float *k, const float *v,
-                     const lt_attn_shape *s);
-// dq, dk, dv += gradients. ws: lt_attn_ws_floats(s) floats (B * NKV * min(64,T) * T: one
-// block of dP rows per (batch, kv head), independent of the thread count).
+// q (B,T,NH,HS), k,v (B,T,NKV,HS) -> out (B,T,NH,HS) and lse (B,NH,T): for each query row the
+// log-sum-exp of its scaled scores over the keys it sees, saved for the backward, which
+// recomputes the probabilities P = exp(S - lse) from q and k (flash-attention 2), so no
+// (T, T) matrix is stored. Scale 1/sqrt(HS). A query row with no visible key gets out = 0 and
+// lse = -INFINITY.
+// ws: lt_attn_ws_floats(s, nthr) floats of scratch, two (min(64,T), T) blocks per thread; the
+// fast kernels run on at most nthr (>= 1) OpenMP threads, so size ws for the thread count the
+// caller will run with (e.g. omp_get_max_threads() when it allocates).
 // Threads: the fast versions run OpenMP over (B, heads) and call sgemm inside. With OpenBLAS's
 // OpenMP build (what the Makefile links) those calls run single-threaded by themselves; with its
 // pthread build OpenBLAS is held at one thread for the call (openblas_set_num_threads, restored
 // after), so do not call BLAS from another thread meanwhile.
-size_t lt_attn_ws_floats(const lt_attn_shape *s);
-void lt_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *att,
-                 const float *q, const float *k, const float *v, const lt_attn_shape *s, float *ws);
-void lt_attn_bwd_ref(float *dq, float *dk, float *dv, const float *dout, const float *att,
+size_t lt_attn_ws_floats(const lt_attn_shape *s, int nthr);
+void lt_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                 const lt_attn_shape *s, float *ws, int nthr);
+void lt_attn_fwd_ref(float *out, float *lse, const float *q, const float *k, const float *v,
+                     const lt_attn_shape *s);
+// dq, dk, dv += gradients, given the forward's lse. The backward runs one task per (batch, kv
+// head) in a fixed order, so its sums do not depend on the thread count.
+void lt_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *lse,
+                 const float *q, const float *k, const float *v, const lt_attn_shape *s, float *ws,
+                 int nthr);
+void lt_attn_bwd_ref(float *dq, float *dk, float *dv, const float *dout, const float *lse,
                      const float *q, const float *k, const float *v, const lt_attn_shape *s);
 
 // ---------------------------------------------------------------------------------------------

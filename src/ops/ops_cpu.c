@@ -8,9 +8,10 @@
  * and cross entropy with OpenMP over rows; attention with sgemm per (batch, head) and per block
  * of ATTN_BQ query rows, so the causal upper triangle (and keys outside a sliding window) are
  * neither multiplied nor exponentiated.
- * What not: no allocation (workspaces come from the caller), no printing, no -ffast-math; no
- * flash-attention style recomputation (att is stored, as ops.h asks). The contract of each
- * function, and its scalar reference, are in ops.h / ops_ref.c.
+ * The attention forward keeps only each query row's log-sum-exp; the backward recomputes the
+ * probabilities block by block (flash-attention 2), so no (T, T) matrix is stored.
+ * What not: no allocation (workspaces come from the caller), no printing, no -ffast-math. The
+ * contract of each function, and its scalar reference, are in ops.h / ops_ref.c.
  * Threads: OpenMP only on the outermost independent loop, schedule(static). OpenBLAS threads
  * each large sgemm itself. The Makefile links OpenBLAS's OpenMP build, which shares our thread
  * pool and runs single-threaded when called inside an OpenMP region (attention). With its
@@ -55,7 +56,7 @@
 #define LINEAR_SMALL_N 8
 // Elements of a W row converted at once in the fused small-N path (a multiple of 32).
 #define LINEAR_CHUNK 512
-// Query rows per attention block (the backward's workspace holds one (ATTN_BQ, T) block of dP).
+// Query rows per attention block (each thread's scratch holds two (ATTN_BQ, T) blocks: P, dP).
 #define ATTN_BQ 64
 
 // ---------------------------------------------------------------------------------------------
@@ -313,6 +314,8 @@ void lt_rope_bwd(float *dx,           // (N, nh, HS) in place
 // ---------------------------------------------------------------------------------------------
 // attention. For query block [i0, i1) the keys any of its rows can see lie in [j0, i1) with
 // j0 = max(0, i0 - W + 1) under a window W (0 otherwise); only that (nq, nk) block is computed.
+// The block's scores live in a per-thread scratch (ld nk); the forward keeps only each row's
+// log-sum-exp and the backward recomputes the probabilities from it (flash-attention 2).
 
 typedef struct attn_dims {
     int T, NH, NKV, HS;
@@ -323,85 +326,129 @@ static inline int attn_lo(int window, int i) {
     return window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
 }
 
-// Softmax in place over row[lo..i] (the causal, windowed span), with padding keys (km[j] == 0)
-// excluded; the rest of the row (T entries) is zeroed. A row with no visible key becomes all 0.
-static void attn_softmax_row(float *row, const int32_t *km, int lo, int i, int T) {
-    memset(row, 0, (size_t)lo * sizeof *row);
-    memset(row + i + 1, 0, (size_t)(T - i - 1) * sizeof *row);
-    float *r = row + lo;
-    int n = i - lo + 1;
+// The scratch slot of the calling thread (the kernels run on at most nthr threads).
+static inline int attn_slot(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+// Row r of a block holds keys j0 .. j0+nk-1; query i sees [lo, i] minus padding keys.
+// Marks padding keys in the span as -inf and zeroes the row outside the span; returns the span.
+static float *attn_row_span(float *row, const int32_t *km, int j0, int lo, int i, int nk, int *n) {
+    memset(row, 0, (size_t)(lo - j0) * sizeof *row);
+    memset(row + (i - j0) + 1, 0, (size_t)(nk - (i - j0) - 1) * sizeof *row);
+    float *r = row + (lo - j0);
+    *n = i - lo + 1;
     if (km)
-        for (int j = 0; j < n; j++)
+        for (int j = 0; j < *n; j++)
             if (!km[lo + j]) r[j] = -INFINITY;
+    return r;
+}
+
+// Softmax in place over the visible span of a block row; returns the row's log-sum-exp
+// (-inf, with the row all 0, when no key is visible).
+static float attn_softmax_row(float *row, const int32_t *km, int j0, int lo, int i, int nk) {
+    int n;
+    float *r = attn_row_span(row, km, j0, lo, i, nk, &n);
     float m = simd_max(r, n);
     if (m == -INFINITY) {
         memset(r, 0, (size_t)n * sizeof *r);
-        return;
+        return -INFINITY;
     }
     double sum = simd_exp_sub_sum(r, r, n, m); // exp(-inf - m) = 0 for padding keys
     simd_scale(r, (float)(1.0 / sum), n);
+    return (float)((double)m + log(sum));
 }
 
-static void attn_fwd_head(float *out, float *att_bh, const float *q, const float *k,
-                          const float *v, const int32_t *km, int window, const attn_dims *d) {
+// The probabilities of a block row again, from its scores and the saved log-sum-exp.
+static void attn_prob_row(float *row, const int32_t *km, int j0, int lo, int i, int nk,
+                          float lse) {
+    int n;
+    float *r = attn_row_span(row, km, j0, lo, i, nk, &n);
+    if (lse == -INFINITY) memset(r, 0, (size_t)n * sizeof *r);
+    else simd_exp_sub_sum(r, r, n, lse);
+}
+
+static void attn_fwd_head(float *out, float *lse_bh, const float *q, const float *k,
+                          const float *v, const int32_t *km, int window, const attn_dims *d,
+                          float *S) {
     int T = d->T;
     float scale = (float)(1.0 / sqrt((double)d->HS));
     for (int i0 = 0; i0 < T; i0 += ATTN_BQ) {
         int i1 = T - i0 < ATTN_BQ ? T : i0 + ATTN_BQ, nq = i1 - i0;
         int j0 = attn_lo(window, i0), nk = i1 - j0;
-        float *S = att_bh + (int64_t)i0 * T + j0; // (nq, nk) inside att rows, ld T
+        // S(nq, nk) = scale q[i0:i1] k[j0:i1]^T, then softmax per row, then out = P v
         lt_sgemm(false, true, nq, nk, d->HS, scale, q + i0 * d->ldq, d->ldq, k + j0 * d->ldk,
-                 d->ldk, 0.0f, S, T);
+                 d->ldk, 0.0f, S, nk);
         for (int i = i0; i < i1; i++)
-            attn_softmax_row(att_bh + (int64_t)i * T, km, attn_lo(window, i), i, T);
-        lt_sgemm(false, false, nq, d->HS, nk, 1.0f, S, T, v + j0 * d->ldk, d->ldk, 0.0f,
+            lse_bh[i] = attn_softmax_row(S + (int64_t)(i - i0) * nk, km, j0, attn_lo(window, i),
+                                         i, nk);
+        lt_sgemm(false, false, nq, d->HS, nk, 1.0f, S, nk, v + j0 * d->ldk, d->ldk, 0.0f,
                  out + i0 * d->ldq, d->ldq);
     }
 }
 
+size_t lt_attn_ws_floats(const lt_attn_shape *s, int nthr) {
+    size_t bq = s->T < ATTN_BQ ? (size_t)s->T : ATTN_BQ;
+    return (size_t)(nthr > 1 ? nthr : 1) * 2 * bq * (size_t)s->T;
+}
+
+// Threads for n tasks: at most nthr (the scratch slots the caller sized ws for).
+static inline int attn_threads(int nthr, int n) {
+    int t = nthr < n ? nthr : n;
+    return t > 1 ? t : 1;
+}
+
 void lt_attn_fwd(float *out,             // (B, T, NH, HS)
-                 float *att,             // (B, NH, T, T)
+                 float *lse,             // (B, NH, T)
                  const float *q,         // (B, T, NH, HS)
                  const float *k,         // (B, T, NKV, HS)
                  const float *v,         // (B, T, NKV, HS)
-                 const lt_attn_shape *s) {
+                 const lt_attn_shape *s,
+                 float *ws,              // (lt_attn_ws_floats(s, nthr))
+                 int nthr) {
     LT_ASSERT(s->NKV > 0 && s->NH % s->NKV == 0);
     attn_dims d = {s->T, s->NH, s->NKV, s->HS, (int64_t)s->NH * s->HS, (int64_t)s->NKV * s->HS};
-    int grp = s->NH / s->NKV, nbh = s->B * s->NH;
-    int64_t T = s->T;
+    int grp = s->NH / s->NKV, nbh = s->B * s->NH, nt = attn_threads(nthr, nbh);
+    int64_t T = s->T, slot = (int64_t)(T < ATTN_BQ ? T : ATTN_BQ) * T * 2;
     int prev = blas_threads_push_one();
-    OMP_PARALLEL_FOR()
+    (void)nt; // used only by the OpenMP clause
+    OMP_PARALLEL_FOR(num_threads(nt))
     for (int bh = 0; bh < nbh; bh++) {
         int b = bh / s->NH, h = bh % s->NH, kh = h / grp;
-        attn_fwd_head(out + (b * T * s->NH + h) * s->HS, att + (int64_t)bh * T * T,
+        attn_fwd_head(out + (b * T * s->NH + h) * s->HS, lse + (int64_t)bh * T,
                       q + (b * T * s->NH + h) * s->HS, k + (b * T * s->NKV + kh) * s->HS,
                       v + (b * T * s->NKV + kh) * s->HS, s->kmask ? s->kmask + b * T : NULL,
-                      s->window, &d);
+                      s->window, &d, ws + attn_slot() * slot);
     }
     blas_threads_pop(prev);
 }
 
-size_t lt_attn_ws_floats(const lt_attn_shape *s) {
-    size_t bq = s->T < ATTN_BQ ? (size_t)s->T : ATTN_BQ;
-    return (size_t)s->B * (size_t)s->NKV * bq * (size_t)s->T;
-}
-
 // One query head's contribution to dq (its own rows) and to dk, dv (its kv head's rows).
-static void attn_bwd_head(float *dq, float *dk, float *dv, const float *dout, const float *att_bh,
-                          const float *q, const float *k, const float *v, int window,
-                          const attn_dims *d, float *dP) {
+// P and dP: (ATTN_BQ, T) scratch each.
+static void attn_bwd_head(float *dq, float *dk, float *dv, const float *dout, const float *lse_bh,
+                          const float *q, const float *k, const float *v, const int32_t *km,
+                          int window, const attn_dims *d, float *P, float *dP) {
     int T = d->T;
     float scale = (float)(1.0 / sqrt((double)d->HS));
     for (int i0 = 0; i0 < T; i0 += ATTN_BQ) {
         int i1 = T - i0 < ATTN_BQ ? T : i0 + ATTN_BQ, nq = i1 - i0;
         int j0 = attn_lo(window, i0), nk = i1 - j0;
-        const float *P = att_bh + (int64_t)i0 * T + j0; // (nq, nk), ld T
+        // P(nq, nk) = exp(scale q k^T - lse), the forward's probabilities up to rounding
+        lt_sgemm(false, true, nq, nk, d->HS, scale, q + i0 * d->ldq, d->ldq, k + j0 * d->ldk,
+                 d->ldk, 0.0f, P, nk);
+        for (int i = i0; i < i1; i++)
+            attn_prob_row(P + (int64_t)(i - i0) * nk, km, j0, attn_lo(window, i), i, nk,
+                          lse_bh[i]);
         // dP(nq, nk) = dout[i0:i1] @ v[j0:i1]^T
         lt_sgemm(false, true, nq, nk, d->HS, 1.0f, dout + i0 * d->ldq, d->ldq, v + j0 * d->ldk,
                  d->ldk, 0.0f, dP, nk);
         // dS = scale * P * (dP - rowsum(P * dP)), in place in dP
         for (int r = 0; r < nq; r++) {
-            const float *p = P + (int64_t)r * T;
+            const float *p = P + (int64_t)r * nk;
             float *g = dP + (int64_t)r * nk;
             float dot = (float)simd_dot_d(p, g, nk);
             for (int j = 0; j < nk; j++) g[j] = scale * p[j] * (g[j] - dot);
@@ -411,7 +458,7 @@ static void attn_bwd_head(float *dq, float *dk, float *dv, const float *dout, co
                  dq + i0 * d->ldq, d->ldq);
         lt_sgemm(true, false, nk, d->HS, nq, 1.0f, dP, nk, q + i0 * d->ldq, d->ldq, 1.0f,
                  dk + j0 * d->ldk, d->ldk);
-        lt_sgemm(true, false, nk, d->HS, nq, 1.0f, P, T, dout + i0 * d->ldq, d->ldq, 1.0f,
+        lt_sgemm(true, false, nk, d->HS, nq, 1.0f, P, nk, dout + i0 * d->ldq, d->ldq, 1.0f,
                  dv + j0 * d->ldk, d->ldk);
     }
 }
@@ -420,28 +467,31 @@ void lt_attn_bwd(float *dq,              // (B, T, NH, HS) +=
                  float *dk,              // (B, T, NKV, HS) +=
                  float *dv,              // (B, T, NKV, HS) +=
                  const float *dout,      // (B, T, NH, HS)
-                 const float *att,       // (B, NH, T, T)
+                 const float *lse,       // (B, NH, T)
                  const float *q,         // (B, T, NH, HS)
                  const float *k,         // (B, T, NKV, HS)
                  const float *v,         // (B, T, NKV, HS)
                  const lt_attn_shape *s,
-                 float *ws) {            // (lt_attn_ws_floats(s))
+                 float *ws,              // (lt_attn_ws_floats(s, nthr))
+                 int nthr) {
     LT_ASSERT(s->NKV > 0 && s->NH % s->NKV == 0);
     attn_dims d = {s->T, s->NH, s->NKV, s->HS, (int64_t)s->NH * s->HS, (int64_t)s->NKV * s->HS};
-    int grp = s->NH / s->NKV, nbk = s->B * s->NKV;
+    int grp = s->NH / s->NKV, nbk = s->B * s->NKV, nt = attn_threads(nthr, nbk);
     int64_t T = s->T, bq = T < ATTN_BQ ? T : ATTN_BQ;
     int prev = blas_threads_push_one();
+    (void)nt;
     // One task per (batch, kv head): the query heads sharing a kv head run in one thread, in a
     // fixed order, so dk/dv need no atomics and their sums are deterministic.
-    OMP_PARALLEL_FOR()
+    OMP_PARALLEL_FOR(num_threads(nt))
     for (int bk = 0; bk < nbk; bk++) {
         int b = bk / s->NKV, kh = bk % s->NKV;
         int64_t kvo = (b * T * s->NKV + kh) * s->HS;
+        float *P = ws + attn_slot() * 2 * bq * T, *dP = P + bq * T;
         for (int h = kh * grp; h < (kh + 1) * grp; h++) {
             int64_t qo = (b * T * s->NH + h) * s->HS;
             attn_bwd_head(dq + qo, dk + kvo, dv + kvo, dout + qo,
-                          att + ((int64_t)b * s->NH + h) * T * T, q + qo, k + kvo, v + kvo,
-                          s->window, &d, ws + (int64_t)bk * bq * T);
+                          lse + ((int64_t)b * s->NH + h) * T, q + qo, k + kvo, v + kvo,
+                          s->kmask ? s->kmask + b * T : NULL, s->window, &d, P, dP);
         }
     }
     blas_threads_pop(prev);

@@ -178,56 +178,63 @@ static inline bool attn_visible(const lt_attn_shape *s, int b, int i, int j) {
     return true;
 }
 
+// Scaled score of query i (head h) against key j (kv head kh), in double.
+static double attn_score(const lt_attn_shape *s, const float *q, const float *k, int b, int h,
+                         int kh, int i, int j) {
+    const float *qi = q + (((size_t)b * s->T + i) * s->NH + h) * s->HS;
+    const float *kj = k + (((size_t)b * s->T + j) * s->NKV + kh) * s->HS;
+    double d = 0;
+    for (int e = 0; e < s->HS; e++) d += (double)qi[e] * kj[e];
+    return d / sqrt((double)s->HS);
+}
+
+// Scores are recomputed where needed (max, sum, output) rather than kept in a row buffer, so the
+// reference needs no workspace.
 void lt_attn_fwd_ref(float *out,             // (B, T, NH, HS)
-                     float *att,             // (B, NH, T, T)
+                     float *lse,             // (B, NH, T)
                      const float *q,         // (B, T, NH, HS)
                      const float *k,         // (B, T, NKV, HS)
                      const float *v,         // (B, T, NKV, HS)
                      const lt_attn_shape *s) {
     LT_ASSERT(s->NKV > 0 && s->NH % s->NKV == 0);
     int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HS = s->HS, grp = NH / NKV;
-    double scale = 1.0 / sqrt((double)HS);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             int kh = h / grp;
             for (int i = 0; i < T; i++) {
-                const float *qi = q + (((size_t)b * T + i) * NH + h) * HS;
-                float *arow = att + (((size_t)b * NH + h) * T + i) * T;
-                double m = -INFINITY;
-                for (int j = 0; j < T; j++) {
-                    arow[j] = 0;
-                    if (!attn_visible(s, b, i, j)) continue;
-                    const float *kj = k + (((size_t)b * T + j) * NKV + kh) * HS;
-                    double d = 0;
-                    for (int e = 0; e < HS; e++) d += (double)qi[e] * kj[e];
-                    arow[j] = (float)(d * scale);
-                    if (arow[j] > m) m = arow[j];
-                }
-                double sum = 0;
+                double m = -INFINITY, sum = 0;
                 for (int j = 0; j < T; j++)
-                    if (attn_visible(s, b, i, j)) sum += exp(arow[j] - m);
+                    if (attn_visible(s, b, i, j)) m = fmax(m, attn_score(s, q, k, b, h, kh, i, j));
                 for (int j = 0; j < T; j++)
-                    arow[j] = attn_visible(s, b, i, j) ? (float)(exp(arow[j] - m) / sum) : 0.0f;
+                    if (attn_visible(s, b, i, j)) sum += exp(attn_score(s, q, k, b, h, kh, i, j) - m);
+                double l = m == -INFINITY ? -INFINITY : m + log(sum);
+                lse[((size_t)b * NH + h) * T + i] = (float)l;
+                // out_i = sum_j P_ij v_j in double, 64 dims at a time (0 with no visible key)
                 float *oi = out + (((size_t)b * T + i) * NH + h) * HS;
-                for (int e = 0; e < HS; e++) {
-                    double acc = 0; // a row with no visible key has arow = 0 -> out = 0
-                    for (int j = 0; j < T; j++)
-                        acc += (double)arow[j] * v[(((size_t)b * T + j) * NKV + kh) * HS + e];
-                    oi[e] = (float)acc;
+                for (int e0 = 0; e0 < HS; e0 += 64) {
+                    int ne = HS - e0 < 64 ? HS - e0 : 64;
+                    double acc[64] = {0};
+                    for (int j = 0; j < T; j++) {
+                        if (!attn_visible(s, b, i, j)) continue;
+                        double p = exp(attn_score(s, q, k, b, h, kh, i, j) - l);
+                        const float *vj = v + (((size_t)b * T + j) * NKV + kh) * HS + e0;
+                        for (int e = 0; e < ne; e++) acc[e] += p * vj[e];
+                    }
+                    for (int e = 0; e < ne; e++) oi[e0 + e] = (float)acc[e];
                 }
             }
         }
 }
 
-// With P = softmax(S), S = scale q k^T:  dP_ij = dout_i . v_j,
+// With P = softmax(S) = exp(S - lse), S = scale q k^T:  dP_ij = dout_i . v_j,
 // dS_ij = P_ij (dP_ij - sum_l P_il dP_il),  dq_i += scale sum_j dS_ij k_j,
 // dk_j += scale sum_i dS_ij q_i,  dv_j += sum_i P_ij dout_i.
-// dP is recomputed where needed rather than stored, so the reference needs no workspace.
+// P and dP are recomputed where needed rather than stored, so the reference needs no workspace.
 void lt_attn_bwd_ref(float *dq,              // (B, T, NH, HS) +=
                      float *dk,              // (B, T, NKV, HS) +=
                      float *dv,              // (B, T, NKV, HS) +=
                      const float *dout,      // (B, T, NH, HS)
-                     const float *att,       // (B, NH, T, T)
+                     const float *lse,       // (B, NH, T)
                      const float *q,         // (B, T, NH, HS)
                      const float *k,         // (B, T, NKV, HS)
                      const float *v,         // (B, T, NKV, HS)
@@ -239,27 +246,29 @@ void lt_attn_bwd_ref(float *dq,              // (B, T, NH, HS) +=
         for (int h = 0; h < NH; h++) {
             int kh = h / grp;
             for (int i = 0; i < T; i++) {
-                const float *arow = att + (((size_t)b * NH + h) * T + i) * T;
+                double l = lse[((size_t)b * NH + h) * T + i];
+                if (l == -INFINITY) continue; // no visible key: P = 0, no gradient
                 const float *doi = dout + (((size_t)b * T + i) * NH + h) * HS;
                 const float *qi = q + (((size_t)b * T + i) * NH + h) * HS;
                 float *dqi = dq + (((size_t)b * T + i) * NH + h) * HS;
                 double rowdot = 0;
                 for (int j = 0; j < T; j++) {
+                    if (!attn_visible(s, b, i, j)) continue;
                     const float *vj = v + (((size_t)b * T + j) * NKV + kh) * HS;
                     double dp = 0;
                     for (int e = 0; e < HS; e++) dp += (double)doi[e] * vj[e];
-                    rowdot += arow[j] * dp;
+                    rowdot += exp(attn_score(s, q, k, b, h, kh, i, j) - l) * dp;
                 }
                 for (int j = 0; j < T; j++) {
-                    if (arow[j] == 0.0f) continue; // invisible keys have P = 0: no gradient
+                    if (!attn_visible(s, b, i, j)) continue; // invisible keys: no gradient
                     size_t kvo = (((size_t)b * T + j) * NKV + kh) * HS;
-                    double dp = 0;
+                    double p = exp(attn_score(s, q, k, b, h, kh, i, j) - l), dp = 0;
                     for (int e = 0; e < HS; e++) dp += (double)doi[e] * v[kvo + e];
-                    double ds = arow[j] * (dp - rowdot) * scale;
+                    double ds = p * (dp - rowdot) * scale;
                     for (int e = 0; e < HS; e++) {
                         dqi[e] += (float)(ds * k[kvo + e]);
                         dk[kvo + e] += (float)(ds * qi[e]);
-                        dv[kvo + e] += arow[j] * doi[e];
+                        dv[kvo + e] += (float)(p * doi[e]);
                     }
                 }
             }

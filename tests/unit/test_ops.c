@@ -234,13 +234,13 @@ static double rope_loss(void *p) {
 
 typedef struct {
     lt_attn_shape s;
-    float *q, *k, *v, *out, *att;
+    float *q, *k, *v, *out, *lse;
     const float *R;
 } attn_ctx;
 
 static double attn_loss(void *p) {
     attn_ctx *c = p;
-    lt_attn_fwd_ref(c->out, c->att, c->q, c->k, c->v, &c->s);
+    lt_attn_fwd_ref(c->out, c->lse, c->q, c->k, c->v, &c->s);
     return dotd(c->out, c->R, (int64_t)c->s.B * c->s.T * c->s.NH * c->s.HS);
 }
 
@@ -252,12 +252,12 @@ static void test_attn_grad(int window, bool masked) {
     s.kmask = masked ? kmask : NULL;
     int64_t nq = (int64_t)s.B * s.T * s.NH * s.HS, nk = (int64_t)s.B * s.T * s.NKV * s.HS;
     float *q = falloc(nq), *k = falloc(nk), *v = falloc(nk), *R = falloc(nq), *out = falloc(nq);
-    float *att = falloc((int64_t)s.B * s.NH * s.T * s.T);
+    float *lse = falloc((int64_t)s.B * s.NH * s.T);
     float *dq = falloc(nq), *dk = falloc(nk), *dv = falloc(nk);
     fill_normal(q, nq, 1), fill_normal(k, nk, 1), fill_normal(v, nk, 1), fill_normal(R, nq, 1);
-    attn_ctx c = {s, q, k, v, out, att, R};
+    attn_ctx c = {s, q, k, v, out, lse, R};
     attn_loss(&c);
-    lt_attn_bwd_ref(dq, dk, dv, R, att, q, k, v, &s);
+    lt_attn_bwd_ref(dq, dk, dv, R, lse, q, k, v, &s);
     double sa = norm_prod(out, R, nq);
     char what[96];
     const char *cfg = masked ? (window ? "window+mask" : "mask") : (window ? "window" : "causal");
@@ -267,7 +267,7 @@ static void test_attn_grad(int window, bool masked) {
     fd_check(what, k, nk, dk, attn_loss, &c, sa);
     snprintf(what, sizeof what, "fd attn dv (%s)", cfg);
     fd_check(what, v, nk, dv, attn_loss, &c, sa);
-    lt_free(q), lt_free(k), lt_free(v), lt_free(R), lt_free(out), lt_free(att);
+    lt_free(q), lt_free(k), lt_free(v), lt_free(R), lt_free(out), lt_free(lse);
     lt_free(dq), lt_free(dk), lt_free(dv);
 }
 
@@ -505,9 +505,11 @@ static void test_rope(void) {
 
 // Attention: scores are f32 sgemm dot products of length HS (|err| <= HS U sum|q k| scale,
 // ~1e-6 here), the vector expf is within 2 ulp, and P V sums <= T terms of |P v| <= |v|: the
-// probabilities agree to ~1e-6 relative and the outputs to ~(HS + T) U max|v| ~ 1e-5 absolute.
-// Backward: dS = P (dP - rowsum) cancels, so its error is absolute, ~T U max|dP|; propagated
-// through sums of T terms: atol = 1e-4 * max|grad| covers it with margin (measured ~1e-6).
+// log-sum-exps agree to ~1e-6 and the outputs to ~(HS + T) U max|v| ~ 1e-5 absolute.
+// Backward: P is recomputed as exp(S - lse) from the f32 lse (relative error ~|lse| U), and
+// dS = P (dP - rowsum) cancels, so its error is absolute, ~T U max|dP|; propagated through sums
+// of T terms: atol = 1e-4 * max|grad| covers it with margin (measured ~1e-6).
+// The fast kernels run with 1 and with 3 threads' scratch: the results must be bit-identical.
 static void test_attn_fast(int B, int T, int NH, int NKV, int HS, int window, bool masked) {
     lt_attn_shape s = {.B = B, .T = T, .NH = NH, .NKV = NKV, .HS = HS, .window = window};
     int32_t *km = NULL;
@@ -518,69 +520,80 @@ static void test_attn_fast(int B, int T, int NH, int NKV, int HS, int window, bo
         s.kmask = km;
     }
     int64_t nq = (int64_t)B * T * NH * HS, nk = (int64_t)B * T * NKV * HS;
-    int64_t na = (int64_t)B * NH * T * T;
+    int64_t nl = (int64_t)B * NH * T;
     float *q = falloc(nq), *k = falloc(nk), *v = falloc(nk), *dout = falloc(nq);
-    float *o0 = falloc(nq), *o1 = falloc(nq), *a0 = falloc(na), *a1 = falloc(na);
+    float *o0 = falloc(nq), *o1 = falloc(nq), *l0 = falloc(nl), *l1 = falloc(nl);
     float *dq0 = falloc(nq), *dq1 = falloc(nq), *dk0 = falloc(nk), *dk1 = falloc(nk);
-    float *dv0 = falloc(nk), *dv1 = falloc(nk), *ws = falloc((int64_t)lt_attn_ws_floats(&s));
+    float *dv0 = falloc(nk), *dv1 = falloc(nk), *ws = falloc((int64_t)lt_attn_ws_floats(&s, 3));
+    float *o2 = falloc(nq), *l2 = falloc(nl), *dq2 = falloc(nq), *dk2 = falloc(nk);
+    float *dv2 = falloc(nk);
     fill_normal(q, nq, 1), fill_normal(k, nk, 1), fill_normal(v, nk, 1), fill_normal(dout, nq, 1);
     fill_normal(dq0, nq, 1), fill_normal(dk0, nk, 1), fill_normal(dv0, nk, 1); // += semantics
     memcpy(dq1, dq0, (size_t)nq * 4), memcpy(dk1, dk0, (size_t)nk * 4);
     memcpy(dv1, dv0, (size_t)nk * 4);
-    for (int64_t i = 0; i < na; i++) a1[i] = NAN; // every entry must be written
-    lt_attn_fwd_ref(o0, a0, q, k, v, &s);
-    lt_attn_fwd(o1, a1, q, k, v, &s);
+    memcpy(dq2, dq0, (size_t)nq * 4), memcpy(dk2, dk0, (size_t)nk * 4);
+    memcpy(dv2, dv0, (size_t)nk * 4);
+    for (int64_t i = 0; i < nq; i++) o1[i] = NAN; // every entry must be written
+    for (int64_t i = 0; i < nl; i++) l1[i] = NAN;
+    lt_attn_fwd_ref(o0, l0, q, k, v, &s);
+    lt_attn_fwd(o1, l1, q, k, v, &s, ws, 3);
+    lt_attn_fwd(o2, l2, q, k, v, &s, ws, 1);
     char what[128], cfg[64];
     snprintf(cfg, sizeof cfg, "B%d T%d NH%d NKV%d HS%d W%d%s", B, T, NH, NKV, HS, window,
              masked ? " mask" : "");
-    snprintf(what, sizeof what, "attn fwd att (%s)", cfg);
-    CHECK_CLOSE(what, a1, a0, na, 1e-6, 1e-5);
+    // lse is -inf exactly for the rows that see no key (then compared as 0)
+    int bad = 0;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int i = 0; i < T; i++) {
+                int64_t r = ((int64_t)b * NH + h) * T + i;
+                bool any = false;
+                for (int j = 0; j <= i; j++)
+                    any |= (window == 0 || j > i - window) && (!km || km[b * T + j]);
+                bad += any ? !isfinite(l1[r]) || !isfinite(l0[r])
+                           : !(l1[r] == -INFINITY && l0[r] == -INFINITY);
+            }
+    CHECK_MSG(bad == 0, "attn lse structure (%s): %d bad rows", cfg, bad);
+    float *l0z = falloc(nl), *l1z = falloc(nl);
+    for (int64_t i = 0; i < nl; i++) {
+        l0z[i] = isfinite(l0[i]) ? l0[i] : 0.0f;
+        l1z[i] = isfinite(l1[i]) ? l1[i] : 0.0f;
+    }
+    snprintf(what, sizeof what, "attn fwd lse (%s)", cfg);
+    CHECK_CLOSE(what, l1z, l0z, nl, 1e-5, 1e-5);
     snprintf(what, sizeof what, "attn fwd out (%s)", cfg);
     CHECK_CLOSE(what, o1, o0, nq, (HS + T) * U * maxabs(v, nk) * 4, 1e-5);
-    lt_attn_bwd_ref(dq0, dk0, dv0, dout, a0, q, k, v, &s);
-    lt_attn_bwd(dq1, dk1, dv1, dout, a0, q, k, v, &s, ws);
+    lt_attn_bwd_ref(dq0, dk0, dv0, dout, l0, q, k, v, &s);
+    lt_attn_bwd(dq1, dk1, dv1, dout, l1, q, k, v, &s, ws, 3);
+    lt_attn_bwd(dq2, dk2, dv2, dout, l1, q, k, v, &s, ws, 1);
     snprintf(what, sizeof what, "attn bwd dq (%s)", cfg);
     CHECK_CLOSE(what, dq1, dq0, nq, 1e-4 * maxabs(dq0, nq), 1e-5);
     snprintf(what, sizeof what, "attn bwd dk (%s)", cfg);
     CHECK_CLOSE(what, dk1, dk0, nk, 1e-4 * maxabs(dk0, nk), 1e-5);
     snprintf(what, sizeof what, "attn bwd dv (%s)", cfg);
     CHECK_CLOSE(what, dv1, dv0, nk, 1e-4 * maxabs(dv0, nk), 1e-5);
-    // structure of att: rows sum to 1 where a key is visible, zero where not; nothing above the
-    // diagonal, outside the window or on a padding key
-    int bad = 0;
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
-            for (int i = 0; i < T; i++) {
-                const float *row = a1 + (((int64_t)b * NH + h) * T + i) * T;
-                double sum = 0;
-                int nvis = 0;
-                for (int j = 0; j < T; j++) {
-                    bool vis = j <= i && (window == 0 || j > i - window) &&
-                               (!km || km[b * T + j]);
-                    nvis += vis;
-                    if (!vis) bad += row[j] != 0;
-                    sum += row[j];
-                }
-                bad += nvis ? fabs(sum - 1) > 1e-5 : sum != 0;
-            }
-    CHECK_MSG(bad == 0, "attn structure (%s): %d bad entries", cfg, bad);
+    CHECK_MSG(!memcmp(o1, o2, (size_t)nq * 4) && !memcmp(l1, l2, (size_t)nl * 4) &&
+                  !memcmp(dq1, dq2, (size_t)nq * 4) && !memcmp(dk1, dk2, (size_t)nk * 4) &&
+                  !memcmp(dv1, dv2, (size_t)nk * 4),
+              "attn (%s): results depend on the thread count", cfg);
     if (masked) { // queries 0 and 1 of the last batch see only padding keys: output exactly 0
         const float *z0 = o0 + (int64_t)(B - 1) * T * NH * HS, *z1 = o1 + (z0 - o0);
         CHECK(maxabs(z0, 2 * NH * HS) == 0 && maxabs(z1, 2 * NH * HS) == 0);
     }
     lt_free(km), lt_free(q), lt_free(k), lt_free(v), lt_free(dout), lt_free(o0), lt_free(o1);
-    lt_free(a0), lt_free(a1), lt_free(dq0), lt_free(dq1), lt_free(dk0), lt_free(dk1);
-    lt_free(dv0), lt_free(dv1), lt_free(ws);
+    lt_free(l0), lt_free(l1), lt_free(dq0), lt_free(dq1), lt_free(dk0), lt_free(dk1);
+    lt_free(dv0), lt_free(dv1), lt_free(ws), lt_free(o2), lt_free(l2), lt_free(dq2);
+    lt_free(dk2), lt_free(dv2), lt_free(l0z), lt_free(l1z);
 }
 
 // GQA mapping: with NH = 4, NKV = 2, query heads 0,1 read kv head 0 and heads 2,3 kv head 1.
 static void test_attn_gqa_mapping(void) {
     lt_attn_shape s = {.B = 1, .T = 5, .NH = 4, .NKV = 2, .HS = 4};
     int64_t nq = 5 * 4 * 4, nk = 5 * 2 * 4;
-    float q[80], k[40], v[40], out[80], att[4 * 25];
+    float q[80], k[40], v[40], out[80], lse[4 * 5], ws[2 * 5 * 5];
     fill_normal(q, nq, 1), fill_normal(k, nk, 1);
     for (int64_t i = 0; i < nk; i++) v[i] = (float)(1 + (i / 4) % 2); // kv head 0: 1, head 1: 2
-    lt_attn_fwd(out, att, q, k, v, &s);
+    lt_attn_fwd(out, lse, q, k, v, &s, ws, 1);
     int bad = 0;
     for (int64_t i = 0; i < nq; i++) bad += fabsf(out[i] - (float)(1 + (i / 4) % 4 / 2)) > 1e-5f;
     CHECK_MSG(bad == 0, "GQA head mapping: %d wrong outputs", bad);
