@@ -33,6 +33,18 @@ ifneq ($(SAN),)
   LDFLAGS += -fsanitize=$(SAN)
 endif
 
+# MPI=1: data-parallel training over OpenMPI (src/dist/); MPI=0: one process. Default: 1 when
+# mpicc is on PATH. Only src/dist/dist.c sees mpi.h (as a system header: no warnings from it);
+# every binary links libmpi. A stamp named after the setting rebuilds dist.o when it changes.
+ifeq ($(origin MPI),undefined)
+  MPI := $(if $(shell command -v mpicc 2>/dev/null),1,0)
+endif
+ifeq ($(MPI),1)
+  MPI_CFLAGS := $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile)) -DLT_MPI
+  LDLIBS += $(shell mpicc --showme:link)
+endif
+$(info build: MPI=$(MPI))
+
 LIB_SRC   := $(sort $(wildcard src/*/*.c src/*/*/*.c))
 LIB_SRC   := $(filter-out src/cli/%,$(LIB_SRC))
 CLI_SRC   := $(sort $(wildcard src/cli/*.c))
@@ -60,6 +72,11 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  CC $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/src/dist/dist.o: CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/obj/src/dist/dist.o: $(BUILD)/obj/src/dist/mpi-$(MPI).stamp
+$(BUILD)/obj/src/dist/mpi-$(MPI).stamp:
+	@mkdir -p $(dir $@) && rm -f $(dir $@)mpi-*.stamp && touch $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -91,6 +108,17 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 # The test command of the README. Runs every unit, golden and fuzz-replay test; non-zero on any failure.
 test: $(BIN) $(UNIT_BIN) $(GOLD_BIN) $(FUZZ_BIN)
 	@BUILD=$(BUILD) sh tests/run_all.sh $(UNIT_BIN) $(GOLD_BIN) $(FUZZ_BIN)
+
+# MPI stage (scripts/test.sh; needs MPI=1): 1 process vs `mpirun -np 2`, resume, failures.
+.PHONY: test-mpi
+MPI_TEST_BIN := $(BUILD)/tests/mpi_adapter_diff $(BUILD)/tests/mpi_cls_train
+$(BUILD)/tests/mpi_%: tests/mpi/mpi_%.c $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  LD $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+test-mpi: $(BIN) $(MPI_TEST_BIN)
+	@test "$(MPI)" = 1 || { echo "test-mpi needs an MPI build (MPI=1)"; exit 1; }
+	@BUILD=$(BUILD) sh tests/mpi/run_mpi.sh
 
 golden: $(GOLD_BIN)
 	@BUILD=$(BUILD) sh tests/run_all.sh $(GOLD_BIN)

@@ -2,7 +2,7 @@
 # Installs the Debian packages loratune builds and tests with. Safe to run twice.
 # Usage: scripts/setup.sh            (needs root or sudo)
 set -euo pipefail
-PKGS="build-essential pkg-config clang python3 python3-pip libopenblas-dev libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev libomp-dev"
+PKGS="build-essential pkg-config clang python3 python3-pip libopenblas-dev libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev libomp-dev openmpi-bin libopenmpi-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up (Debian packages) and runs every test: the normal build with -Werror, then the same
-# suites under AddressSanitizer + UndefinedBehaviorSanitizer, then a build without OpenMP and a
-# clang build. Exits non-zero on any failure. Tests that need ../shared/data or the SmolLM2 model
-# skip with a message when those are absent.
+# suites under AddressSanitizer + UndefinedBehaviorSanitizer, then a build without OpenMP, a
+# clang build, and data-parallel training with OpenMPI (tests/mpi/run_mpi.sh). Exits non-zero on
+# any failure. Tests that need ../shared/data or the SmolLM2 model skip with a message when those
+# are absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -20,4 +21,7 @@ make -j"$jobs" BUILD=build/noomp NO_OMP=1 WERROR=1 all
 make BUILD=build/noomp NO_OMP=1 WERROR=1 test
 echo "== clang"
 make -j"$jobs" BUILD=build/clang CC=clang WERROR=1 all
+echo "== MPI: 1 process vs mpirun -np 2, resume, failures"
+make -j"$jobs" BUILD=build/mpi MPI=1 WERROR=1 all
+make BUILD=build/mpi MPI=1 WERROR=1 test-mpi
 echo "all test suites passed"

@@ -1,5 +1,6 @@
 // main.c - `loratune <command>`: dispatch, usage, and the shared flag parser.
 #include "cli/cli.h"
+#include "dist/dist.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -10,12 +11,25 @@
 
 #define LT_VERSION "0.1.0"
 
+// Under mpirun, an error every rank knows of (lt_dist_agree) is printed once, by rank 0. One rank's
+// own error (e.g. a file missing on its machine before training starts) is kept for main(), which
+// shares it with the other ranks (they meet it in their next lt_dist_agree) before exiting.
+static lt_err pending_err;
+static bool has_pending_err = false;
+
 int cli_fail(const lt_err *err) {
-    fprintf(stderr, "loratune: error: %s\n", err->msg[0] ? err->msg : lt_status_name(err->code));
+    if (lt_dist_size() > 1 && !lt_dist_failed_together()) {
+        pending_err = *err;
+        if (!pending_err.code) pending_err.code = LT_ERR_IO;
+        has_pending_err = true;
+    } else if (lt_dist_rank() == 0) {
+        fprintf(stderr, "loratune: error: %s\n", err->msg[0] ? err->msg : lt_status_name(err->code));
+    }
     return err->code == LT_ERR_ARG ? 2 : 1;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    if (lt_dist_rank() != 0) return 2; // every rank parsed the same flags: rank 0 says it
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "loratune %s: ", cmd);
@@ -112,12 +126,17 @@ static void usage(void) {
            LT_VERSION);
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage();
         return argc < 2 ? 2 : 0;
     }
     const char *c = argv[1];
+    if (lt_dist_size() > 1 && strcmp(c, "train")) {
+        if (lt_dist_rank() == 0)
+            fprintf(stderr, "loratune: only `train` runs as several processes (mpirun -np N)\n");
+        return 2;
+    }
     if (!strcmp(c, "train")) return cmd_train(argc, argv);
     if (!strcmp(c, "info")) return cmd_info(argc, argv);
     if (!strcmp(c, "demo-data")) return cmd_demo_data(argc, argv);
@@ -135,4 +154,25 @@ int main(int argc, char **argv) {
     fprintf(stderr, "loratune: unknown command \"%s\"\n\n", c);
     usage();
     return 2;
+}
+
+// Under mpirun (dist.h) MPI starts before any command and ends after it; a program started
+// directly never starts MPI.
+int main(int argc, char **argv) {
+    lt_err err = {0};
+    if (lt_dist_init(&argc, &argv, &err)) {
+        fprintf(stderr, "loratune: error: %s\n", err.msg);
+        return 1;
+    }
+    if (lt_dist_rank() != 0) { // rank 0 alone talks; the others print only errors
+        lt_log_set_level(LT_LOG_ERROR);
+        if (!freopen("/dev/null", "w", stdout)) lt_dist_abort("cannot redirect stdout");
+    }
+    int rc = run(argc, argv);
+    if (has_pending_err) {
+        lt_dist_agree(pending_err.code, &pending_err);
+        if (lt_dist_rank() == 0) fprintf(stderr, "loratune: error: %s\n", pending_err.msg);
+    }
+    lt_dist_finalize();
+    return rc;
 }

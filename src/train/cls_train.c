@@ -9,7 +9,10 @@
  * lt_model_cls_step (model/forward.c, golden-tested against LlamaForSequenceClassification).
  * Not here: reading records and rendering templates (data/), metrics arithmetic (eval/), the
  * command line (cli/cmd_classify.c).
+ * Several ranks (dist.h) split each step's micro-batches and each evaluation's batches as
+ * lt_train does (see loop.c); rank 0 alone writes the adapters, report, plots and checkpoints.
  */
+#include "dist/dist.h"
 #include "eval/plot.h"
 #include "io/io.h"
 #include "tokenizer/tokenizer.h"
@@ -351,6 +354,37 @@ static void softmax_to(const float *s, int K, float *p) {
     for (int k = 0; k < K; k++) p[k] = (float)(exp((double)(s[k] - mx)) / z);
 }
 
+// The totals of a split evaluation over all ranks: loss and weight sums, and met's confusion
+// matrix (its per-class counts follow from it). local: this rank's status; see lt_train_reduce.
+static lt_status gather_eval(lt_cls_metrics *met, double *sum, double *wsum, lt_status local,
+                             lt_err *err) {
+    const int K = met ? met->n_labels : 0;
+    size_t kk = (size_t)K * (size_t)K;
+    double *cm = met ? lt_alloc(sizeof(double) * kk) : NULL; // counts: exact up to 2^53
+    if (!local && met && !cm) local = lt_err_set(err, LT_ERR_OOM, "out of memory");
+    if (!local && kk > INT_MAX) local = lt_err_set(err, LT_ERR_ARG, "%d classes: too many", K);
+    double t[2] = {*sum, *wsum};
+    lt_status st = lt_train_reduce(NULL, t, 2, local, err); // every rank can go on, or none
+    *sum = t[0], *wsum = t[1];
+    if (st || !met) {
+        lt_free(cm);
+        return st;
+    }
+    for (size_t i = 0; i < kk; i++) cm[i] = (double)met->confusion[i];
+    st = lt_dist_sum_f64(cm, (int)kk, err);
+    if (!st) {
+        lt_cls_metrics_reset(met);
+        for (int g = 0; g < K; g++)
+            for (int p = 0; p < K; p++) {
+                int64_t v = (int64_t)cm[(size_t)g * (size_t)K + (size_t)p];
+                met->confusion[(size_t)g * (size_t)K + (size_t)p] = v;
+                met->support[g] += v, met->n_pred[p] += v, met->n += v;
+            }
+    }
+    lt_free(cm);
+    return st;
+}
+
 lt_status lt_cls_evaluate(lt_model *m, lt_ctx *c, int B, int T, const lt_cls_head *h,
                           const lt_cls_data *d, lt_cls_metrics *met, float *probs, lt_err *err) {
     const int K = h->n_labels;
@@ -364,9 +398,13 @@ lt_status lt_cls_evaluate(lt_model *m, lt_ctx *c, int B, int T, const lt_cls_hea
                           K);
     lt_status st = LT_OK;
     lt_ctx *own = NULL;
+    // Several ranks split the batches (batch k is rank k % N's) and gather the sums and the
+    // confusion matrix below, unless probabilities of every example are wanted here. From here
+    // a failure goes through that gathering: the other ranks wait there.
+    const int N = probs ? 1 : lt_dist_size(), R = probs ? 0 : lt_dist_rank();
     if (!c) {
         lt_ctx_opts co = {.B = B, .T = T};
-        if ((st = lt_ctx_new(m, &co, &own, err))) return st;
+        st = lt_ctx_new(m, &co, &own, err);
         c = own;
     }
     size_t bt = (size_t)B * (size_t)T;
@@ -374,17 +412,16 @@ lt_status lt_cls_evaluate(lt_model *m, lt_ctx *c, int B, int T, const lt_cls_hea
     int32_t *yb = lt_alloc(sizeof(int32_t) * (size_t)B);
     int64_t *idx = lt_alloc(sizeof(int64_t) * (size_t)B);
     float *sc = lt_alloc(sizeof(float) * (size_t)B * (size_t)K);
-    if (!ids || !lab || !km || !yb || !idx || !sc) {
+    if (!st && (!ids || !lab || !km || !yb || !idx || !sc))
         st = lt_err_set(err, LT_ERR_OOM, "out of memory");
-        goto done;
-    }
+    if (st && N == 1) goto done;
     if (met) lt_cls_metrics_reset(met);
     lt_cls_head hh = *h;
     hh.gw = NULL;
     hh.labels = yb;
     const int32_t pad_fill = h->pad_id >= 0 ? h->pad_id : 0;
     double sum = 0, wsum = 0;
-    for (int64_t i = 0; i < d->x.n && !st; i += B) {
+    for (int64_t i = (int64_t)R * B; i < d->x.n && !st; i += (int64_t)B * N) {
         for (int b = 0; b < B; b++) {
             idx[b] = i + b < d->x.n ? i + b : -1;
             yb[b] = idx[b] >= 0 ? d->y[idx[b]] : -1;
@@ -402,6 +439,7 @@ lt_status lt_cls_evaluate(lt_model *m, lt_ctx *c, int B, int T, const lt_cls_hea
             if (met && (st = lt_cls_metrics_add(met, yb[b], argmax(s, K), err))) break;
         }
     }
+    if (N > 1) st = gather_eval(met, &sum, &wsum, st, err);
     if (!st && met) {
         lt_cls_metrics_compute(met);
         met->loss = wsum > 0 ? sum / wsum : NAN;
@@ -872,6 +910,8 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train, con
                               bm);
     }
     const int B = to->B, T = to->T, A = to->grad_accum;
+    const int R = lt_dist_rank(), N = lt_dist_size();
+    const bool lead = R == 0, talk = lead && !to->quiet; // rank 0 alone writes and prints
     const int64_t n = train->x.n, total = lt_train_total_steps(to, n),
                   warmup = lt_train_warmup_steps(to, total);
     const bool has_val = val && val->x.n > 0;
@@ -897,35 +937,47 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train, con
     r.hist = lt_calloc((size_t)r.cap_hist, sizeof(lt_cls_point));
     r.best_params = lt_alloc(sizeof(float) * (size_t)a->n_params);
     ck.hist7 = lt_alloc(sizeof(double) * 7 * (size_t)r.cap_hist);
+    // Setup: a failure may be one rank's own (memory, files), so every rank reaches the
+    // agreement after it, which stops all of them together.
     if (!ck.hist7 || !ids || !lab || !km || !yb || !perm || !idx || !sc || !r.step_loss ||
         !r.step_acc || !r.step_ex || !r.hist || !r.best_params) {
         st = lt_err_set(err, LT_ERR_OOM, "out of memory");
-        goto done;
+        goto setup_done;
     }
     if ((st = lt_cls_metrics_init(&r.best_val, K, err)) ||
         (st = lt_cls_metrics_init(&r.last_val, K, err)) ||
         (st = lt_cls_metrics_init(&r.scratch, K, err)) ||
         (st = lt_train_state_init(&s, a->n_params, err)))
-        goto done;
-    if (to->optim == LT_OPTIM_ADAMW_8BIT && (st = lt_train_state_use_8bit(&s, a, err))) goto done;
+        goto setup_done;
+    if (to->optim == LT_OPTIM_ADAMW_8BIT && (st = lt_train_state_use_8bit(&s, a, err)))
+        goto setup_done;
     lt_ctx_opts co = {.B = B, .T = T, .train = true, .checkpoint = to->checkpoint_activations};
-    if ((st = lt_ctx_new(m, &co, &c, err))) goto done;
+    if ((st = lt_ctx_new(m, &co, &c, err))) goto setup_done;
     if (to->out_dir) {
-        if ((st = lt_mkdir_p(to->out_dir, err))) goto done;
         if (!lt_path_join(ckpt_path, sizeof ckpt_path, to->out_dir, "checkpoint.safetensors") ||
             !lt_path_join(r.best_dir, sizeof r.best_dir, to->out_dir, "best")) {
             st = lt_err_set(err, LT_ERR_ARG, "%s: path too long", to->out_dir);
-            goto done;
+            goto setup_done;
         }
-        if (to->resume && lt_file_exists(ckpt_path)) {
-            if ((st = lt_train_checkpoint_load(ckpt_path, a, &s, to, &hook, err))) goto done;
-            if (!to->quiet) lt_info("resuming from %s at step %lld", ckpt_path, (long long)s.step);
+        if (lead && (st = lt_mkdir_p(to->out_dir, err))) goto setup_done;
+        // rank 0 reads the checkpoint; the others get its state below
+        if (lead && to->resume && lt_file_exists(ckpt_path)) {
+            if ((st = lt_train_checkpoint_load(ckpt_path, a, &s, to, &hook, err))) goto setup_done;
+            if (talk) lt_info("resuming from %s at step %lld", ckpt_path, (long long)s.step);
         }
     }
-    if (to->metrics_path && !(mf = fopen(to->metrics_path, s.step > 0 ? "a" : "w"))) {
+    if (lead && to->metrics_path && !(mf = fopen(to->metrics_path, s.step > 0 ? "a" : "w")))
         st = lt_err_set(err, LT_ERR_IO, "%s: cannot open metrics file for writing",
                         to->metrics_path);
-        goto done;
+setup_done:
+    if ((st = lt_dist_agree(st, err))) goto done;
+    if (N > 1) { // identical start: parameters, moments, position, and the best so far
+        double best[3] = {(double)r.best_step, r.best_value, (double)r.examples};
+        if ((st = lt_train_sync_state(a, &s, err)) ||
+            (st = lt_dist_bcast(best, sizeof best, 0, err)) ||
+            (st = lt_dist_bcast(r.best_params, sizeof(float) * (size_t)a->n_params, 0, err)))
+            goto done;
+        r.best_step = (int64_t)best[0], r.best_value = best[1], r.examples = (int64_t)best[2];
     }
     lt_dataset_order(perm, n, to->seed, s.epoch);
     lt_cls_head h = {
@@ -948,18 +1000,23 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train, con
         lt_adapter_zero_grad(a);
         double loss_sum = 0;
         int correct = 0;
-        for (int mb = 0; mb < A; mb++) {
+        lt_status step_st = LT_OK;
+        for (int mb = R; mb < A && !step_st; mb += N) { // this rank's micro-batches
             lt_batch_fill(&train->x, idx + mb * B, B, T, pad_fill, ids, lab, km);
             lt_batch b = {.ids = ids, .kmask = km};
             h.labels = yb + mb * B;
-            double ls;
-            if ((st = lt_model_cls_step(m, c, &b, &h, scale, true, to->seed, s.step, &ls, sc, err)))
-                goto done;
+            double ls = 0;
+            if ((step_st = lt_model_cls_step(m, c, &b, &h, scale, true, to->seed, s.step, &ls, sc,
+                                             err)))
+                break;
             loss_sum += ls;
             for (int i = 0; i < B; i++)
                 if (h.labels[i] >= 0)
                     correct += argmax(sc + (size_t)i * (size_t)K, K) == h.labels[i];
         }
+        double sums[2] = {loss_sum, (double)correct}; // and the gradients, over ranks
+        if ((st = lt_train_reduce(a, sums, 2, step_st, err))) goto done;
+        loss_sum = sums[0], correct = (int)sums[1];
         double loss = wsum > 0 ? loss_sum / wsum : NAN, acc = nreal ? (double)correct / nreal : NAN;
         float lr;
         double gnorm = lt_train_apply(a, &s, to, total, warmup, perm, n, &lr);
@@ -1002,37 +1059,41 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train, con
                     r.best_step = s.step, r.best_value = v;
                     memcpy(r.best_params, a->params, sizeof(float) * (size_t)a->n_params);
                     lt_cls_metrics_copy(&r.best_val, &r.last_val);
-                    if (to->out_dir && (st = save_best(&r, s.step, err))) goto done;
+                    if (lead && to->out_dir) st = save_best(&r, s.step, err);
+                    if ((st = lt_dist_agree(st, err))) goto done;
                 }
                 metrics_line(mf, "validation", s.step, r.examples, &r.last_val, improved);
-                if (!to->quiet)
+                if (talk)
                     lt_info("step %lld: validation loss %.4f, accuracy %.4f, macro-F1 %.4f%s",
                             (long long)s.step, r.last_val.loss, r.last_val.accuracy,
                             r.last_val.macro_f1, improved ? " (best so far)" : "");
             }
             if (r.n_hist < r.cap_hist) r.hist[r.n_hist++] = p;
-            if (to->out_dir && o->plots && (st = write_plots(&r, s.step, err))) goto done;
+            if (lead && to->out_dir && o->plots) st = write_plots(&r, s.step, err);
+            if ((st = lt_dist_agree(st, err))) goto done;
         }
-        if (!to->quiet) {
+        if (talk) {
             char extra[96];
             snprintf(extra, sizeof extra, "loss %.4f acc %.2f lr %.2e", loss, acc, (double)lr);
             lt_progress_update(&pb, (long)s.step, extra);
         }
         if (ckpt_path[0] && to->save_every > 0 && s.step % to->save_every == 0 && !last) {
             ck.steps = s.step;
-            if ((st = lt_train_checkpoint_save(ckpt_path, a, &s, to, &hook, err))) goto done;
+            if (lead) st = lt_train_checkpoint_save(ckpt_path, a, &s, to, &hook, err);
+            if ((st = lt_dist_agree(st, err))) goto done; // a failed write stops every rank
         }
         if (to->stop_after > 0 && s.step >= to->stop_after && !last) goto done; // simulated kill
     }
-    if (!to->quiet) lt_progress_finish(&pb);
+    if (talk) lt_progress_finish(&pb);
     res->seconds = lt_time_sec() - t0;
     res->examples_per_s = train_time > 0 ? (double)ex_run / train_time : 0;
-    if ((st = lt_cls_metrics_init(&res->val, K, err)) ||
-        (st = lt_cls_metrics_init(&res->val_final, K, err)) ||
-        (st = lt_cls_metrics_init(&res->test, K, err)))
-        goto done;
-    if (has_val) lt_cls_metrics_copy(&res->val_final, &r.last_val);
-    if (to->out_dir && (st = save_adapter(&r, to->out_dir, err))) goto done; // the final adapter
+    // from here to the end, a failure of one rank reaches the others through lt_dist_agree
+    if (!(st = lt_cls_metrics_init(&res->val, K, err)) &&
+        !(st = lt_cls_metrics_init(&res->val_final, K, err)) &&
+        !(st = lt_cls_metrics_init(&res->test, K, err)) && has_val)
+        lt_cls_metrics_copy(&res->val_final, &r.last_val);
+    if (!st && lead && to->out_dir) st = save_adapter(&r, to->out_dir, err); // the final adapter
+    if ((st = lt_dist_agree(st, err))) goto done;
     if (r.best_step >= 0) { // continue with the best parameters
         memcpy(a->params, r.best_params, sizeof(float) * (size_t)a->n_params);
         lt_cls_metrics_copy(&res->val, &r.best_val);
@@ -1048,14 +1109,14 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train, con
     res->hist = lt_alloc(sizeof(lt_cls_point) * (size_t)(r.n_hist > 0 ? r.n_hist : 1));
     if (!res->hist) {
         st = lt_err_set(err, LT_ERR_OOM, "out of memory");
-        goto done;
+    } else {
+        memcpy(res->hist, r.hist, sizeof(lt_cls_point) * (size_t)r.n_hist);
+        res->n_hist = r.n_hist;
     }
-    memcpy(res->hist, r.hist, sizeof(lt_cls_point) * (size_t)r.n_hist);
-    res->n_hist = r.n_hist;
-    if (to->out_dir) {
-        if ((st = write_report(&r, res, err))) goto done;
-        if (lt_file_exists(ckpt_path)) remove(ckpt_path); // the run is complete
-    }
+    if (!st && lead && to->out_dir && !(st = write_report(&r, res, err)) &&
+        lt_file_exists(ckpt_path))
+        remove(ckpt_path); // the run is complete
+    if ((st = lt_dist_agree(st, err))) goto done;
 done:
     if (st || s.step < total) { // failed or stopped early: the result holds the position only
         res->steps = s.step;

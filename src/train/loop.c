@@ -3,7 +3,16 @@
  * clipping, AdamW, schedules, periodic evaluation, metrics JSONL, progress, and resumable
  * checkpoints (one safetensors file: adapter params, Adam moments, position; written atomically).
  * Not here: data preparation (data/), the math of a step (model/forward.c).
+ *
+ * Data parallel (several ranks, dist.h): every rank walks the same epoch order and fills the
+ * whole global batch (B x accumulation rows; cheap), so the loss normaliser (loss tokens of the
+ * global batch) is known everywhere without communication; rank r runs the forward/backward of
+ * micro-batches r, r+N, ...; the gradients and loss sums are then summed over ranks in a fixed
+ * order and every rank applies the same clipping and AdamW step. Dropout masks depend on (seed,
+ * step, module, position in the micro-batch), not on the rank, so N ranks train the model one
+ * process would, up to the order of the gradient sum. Rank 0 alone writes files and talks.
  */
+#include "dist/dist.h"
 #include "io/io.h"
 #include "train/train.h"
 
@@ -52,6 +61,52 @@ double lt_train_apply(lt_adapter *a, lt_train_state *s, const lt_train_opts *o, 
     }
     if (lr_out) *lr_out = lr;
     return gnorm;
+}
+
+// ---------------------------------------------------------------------------------------------
+// data parallel pieces
+
+lt_status lt_train_sync_state(lt_adapter *a, lt_train_state *s, lt_err *err) {
+    if (lt_dist_size() == 1) return LT_OK;
+    size_t np = (size_t)a->n_params;
+    int64_t pos[3] = {s->step, s->epoch, s->cursor};
+    lt_status st = lt_dist_bcast(pos, sizeof pos, 0, err);
+    if (!st) st = lt_dist_bcast(a->params, np * sizeof(float), 0, err);
+    if (!st && !s->q8) st = lt_dist_bcast(s->m, np * sizeof(float), 0, err);
+    if (!st && !s->q8) st = lt_dist_bcast(s->v, np * sizeof(float), 0, err);
+    if (!st && s->q8) { // same layout everywhere (same adapter): only the contents move
+        const lt_adamw8 *q = s->q8;
+        size_t n8 = (size_t)q->n8, nb = (size_t)q->n_blocks * sizeof(float),
+               n32 = (size_t)q->n32 * sizeof(float);
+        st = lt_dist_bcast(q->qm, n8, 0, err);
+        if (!st) st = lt_dist_bcast(q->qv, n8, 0, err);
+        if (!st) st = lt_dist_bcast(q->am, nb, 0, err);
+        if (!st) st = lt_dist_bcast(q->av, nb, 0, err);
+        if (!st) st = lt_dist_bcast(q->m32, n32, 0, err);
+        if (!st) st = lt_dist_bcast(q->v32, n32, 0, err);
+    }
+    if (!st) s->step = pos[0], s->epoch = pos[1], s->cursor = pos[2];
+    return st;
+}
+
+lt_status lt_train_reduce(lt_adapter *a, double *sums, int n_sums, lt_status local, lt_err *err) {
+    if (lt_dist_size() == 1) return local;
+    LT_ASSERT(n_sums >= 0 && n_sums < 15);
+    // one small sum carries the caller's totals and whether any rank failed, so the common path
+    // costs two collectives per step
+    double buf[16];
+    memcpy(buf, sums, sizeof(double) * (size_t)n_sums);
+    buf[n_sums] = local ? 1.0 : 0.0;
+    lt_err mine = {0};
+    if (local && err) mine = *err;
+    lt_status st = lt_dist_sum_f64(buf, n_sums + 1, err);
+    if (st) return st;
+    if (buf[n_sums] > 0) { // some rank failed: all agree on who and why, and stop
+        if (err) *err = mine;
+        return lt_dist_agree(local, err);
+    }
+    memcpy(sums, buf, sizeof(double) * (size_t)n_sums);
+    return a ? lt_dist_sum_f32(a->grads, a->n_params, err) : LT_OK;
 }
 
 lt_status lt_train_checkpoint_save(const char *path, const lt_adapter *a, const lt_train_state *s,
@@ -128,15 +183,17 @@ lt_status lt_eval_dataset(lt_model *m, const lt_dataset *d, int B, int T, int32_
                           double *mean_loss, lt_err *err) {
     lt_ctx *c = NULL;
     lt_ctx_opts co = {.B = B, .T = T};
+    // a failure here still goes through the gathering below: the other ranks wait there
     lt_status st = lt_ctx_new(m, &co, &c, err);
-    if (st) return st;
     size_t bt = (size_t)B * (size_t)T;
     int32_t *ids = lt_alloc(bt * 4), *lab = lt_alloc(bt * 4), *km = lt_alloc(bt * 4);
     int64_t *idx = lt_alloc(sizeof(int64_t) * (size_t)B);
     double sum = 0;
     int64_t ntok = 0;
-    if (!ids || !lab || !km || !idx) st = lt_err_set(err, LT_ERR_OOM, "out of memory");
-    for (int64_t i = 0; i < d->n && !st; i += B) {
+    const int R = lt_dist_rank(), N = lt_dist_size();
+    if (!st && (!ids || !lab || !km || !idx)) st = lt_err_set(err, LT_ERR_OOM, "out of memory");
+    // several ranks: batch k (rows kB ..) is rank k % N's; the sums are gathered below
+    for (int64_t i = (int64_t)R * B; i < d->n && !st; i += (int64_t)B * N) {
         for (int b = 0; b < B; b++) idx[b] = i + b < d->n ? i + b : -1;
         lt_batch_fill(d, idx, B, T, pad_id, ids, lab, km);
         lt_batch bt_ = {.ids = ids, .labels = lab, .kmask = km};
@@ -145,6 +202,9 @@ lt_status lt_eval_dataset(lt_model *m, const lt_dataset *d, int B, int T, int32_
         sum += s;
         ntok += lt_batch_n_targets(&bt_, B, T);
     }
+    double tot[2] = {sum, (double)ntok};
+    st = lt_train_reduce(NULL, tot, 2, st, err);
+    sum = tot[0], ntok = (int64_t)tot[1];
     if (!st) *mean_loss = ntok ? sum / (double)ntok : NAN;
     lt_free(ids), lt_free(lab), lt_free(km), lt_free(idx);
     lt_ctx_free(c);
@@ -168,9 +228,11 @@ static lt_status check_opts(const lt_train_opts *o, const lt_dataset *train, lt_
 
 lt_status lt_train(lt_model *m, lt_adapter *a, const lt_dataset *train, const lt_dataset *val,
                    const lt_train_opts *o, lt_train_result *res, lt_err *err) {
-    lt_status st = check_opts(o, train, err);
+    lt_status st = check_opts(o, train, err); // same options on every rank: fails everywhere
     if (st) return st;
     const int B = o->B, T = o->T, A = o->grad_accum;
+    const int R = lt_dist_rank(), N = lt_dist_size();
+    const bool lead = R == 0, talk = lead && !o->quiet; // rank 0 alone writes and prints
     const int32_t pad = m->cfg.pad_id >= 0 ? m->cfg.pad_id : (m->cfg.eos_id >= 0 ? m->cfg.eos_id : 0);
     int64_t total = lt_train_total_steps(o, train->n), warmup = lt_train_warmup_steps(o, total);
     size_t bt = (size_t)B * (size_t)T * (size_t)A;
@@ -181,38 +243,54 @@ lt_status lt_train(lt_model *m, lt_adapter *a, const lt_dataset *train, const lt
     int32_t *ids = lt_alloc(bt * 4), *lab = lt_alloc(bt * 4), *km = lt_alloc(bt * 4);
     int64_t *perm = lt_alloc(sizeof(int64_t) * (size_t)train->n);
     int64_t *idx = lt_alloc(sizeof(int64_t) * (size_t)B * (size_t)A);
+    res->first_loss = res->last_loss = res->first_eval = res->last_eval = NAN;
+    res->seconds = res->tokens_per_s = 0;
+    // Setup: failures here may be one rank's own (memory, files), so every rank reaches the
+    // agreement below, which stops all of them together.
     if (!ids || !lab || !km || !perm || !idx) {
         st = lt_err_set(err, LT_ERR_OOM, "out of memory");
-        goto done;
+        goto setup_done;
     }
-    if ((st = lt_train_state_init(&s, a->n_params, err))) goto done;
-    if (o->optim == LT_OPTIM_ADAMW_8BIT && (st = lt_train_state_use_8bit(&s, a, err))) goto done;
+    if ((st = lt_train_state_init(&s, a->n_params, err))) goto setup_done;
+    if (o->optim == LT_OPTIM_ADAMW_8BIT && (st = lt_train_state_use_8bit(&s, a, err))) goto setup_done;
     lt_ctx_opts co = {.B = B, .T = T, .train = true, .checkpoint = o->checkpoint_activations};
-    if ((st = lt_ctx_new(m, &co, &c, err))) goto done;
+    if ((st = lt_ctx_new(m, &co, &c, err))) goto setup_done;
     if (o->out_dir) {
-        if ((st = lt_mkdir_p(o->out_dir, err))) goto done;
         if (!lt_path_join(ckpt_path, sizeof ckpt_path, o->out_dir, "checkpoint.safetensors")) {
             st = lt_err_set(err, LT_ERR_ARG, "%s: path too long", o->out_dir);
-            goto done;
+            goto setup_done;
         }
-        if (o->resume && lt_file_exists(ckpt_path)) {
-            if ((st = lt_train_checkpoint_load(ckpt_path, a, &s, o, NULL, err))) goto done;
-            if (!o->quiet) lt_info("resuming from %s at step %lld", ckpt_path, (long long)s.step);
+        if (lead && (st = lt_mkdir_p(o->out_dir, err))) goto setup_done;
+        // only rank 0 reads the checkpoint (the others' machines need not have it): its state
+        // reaches them through lt_train_sync_state
+        if (lead && o->resume && lt_file_exists(ckpt_path)) {
+            if ((st = lt_train_checkpoint_load(ckpt_path, a, &s, o, NULL, err))) goto setup_done;
+            if (talk) lt_info("resuming from %s at step %lld", ckpt_path, (long long)s.step);
         }
     }
-    if (o->metrics_path && !(mf = fopen(o->metrics_path, s.step > 0 ? "a" : "w"))) {
+    if (lead && o->metrics_path && !(mf = fopen(o->metrics_path, s.step > 0 ? "a" : "w")))
         st = lt_err_set(err, LT_ERR_IO, "%s: cannot open metrics file for writing", o->metrics_path);
-        goto done;
+setup_done:
+    if ((st = lt_dist_agree(st, err))) goto done;
+    if ((st = lt_train_sync_state(a, &s, err))) goto done; // identical start on every rank
+    if (talk && N > 1) {
+        lt_info("data parallel: %d ranks; micro-batch m of each step's %d runs on rank m mod %d; "
+                "each rank sends %.2f MB per step", N, A, N,
+                2.0 * (N - 1) / N * 4.0 * (double)a->n_params / 1e6);
+        if (A % N)
+            lt_warn("--accum %d is not a multiple of %d ranks: %d rank(s) idle in every step",
+                    A, N, A < N ? N - A : N - A % N);
     }
     lt_dataset_order(perm, train->n, o->seed, s.epoch);
     lt_progress pb;
     lt_progress_init(&pb, "train", (long)total, "step");
     double t0 = lt_time_sec(), tok_seen = 0, train_time = 0;
-    res->first_loss = res->last_loss = res->first_eval = res->last_eval = NAN;
     int64_t start_step = s.step;
     while (s.step < total) {
         double ts = lt_time_sec();
-        // examples of this step: rows of the current epoch; past its end, padding rows
+        uint64_t sent0 = lt_dist_bytes_sent();
+        // examples of this step: rows of the current epoch; past its end, padding rows. Every
+        // rank fills the whole global batch, so every rank knows its number of loss tokens.
         lt_train_take(&s, perm, train->n, idx, B * A);
         int64_t ntgt = 0;
         for (int mb = 0; mb < A; mb++) {
@@ -220,18 +298,21 @@ lt_status lt_train(lt_model *m, lt_adapter *a, const lt_dataset *train, const lt
             lt_batch_fill(train, idx + mb * B, B, T, pad, ids + off, lab + off, km + off);
             lt_batch b = {.ids = ids + off, .labels = lab + off, .kmask = km + off};
             ntgt += lt_batch_n_targets(&b, B, T);
+            for (size_t i = 0; i < (size_t)B * (size_t)T; i++) tok_seen += km[off + i];
         }
         float scale = ntgt > 0 ? 1.0f / (float)ntgt : 0.0f;
         lt_adapter_zero_grad(a);
         double loss_sum = 0;
-        for (int mb = 0; mb < A; mb++) {
+        lt_status step_st = LT_OK;
+        for (int mb = R; mb < A && !step_st; mb += N) { // this rank's micro-batches
             size_t off = (size_t)mb * (size_t)B * (size_t)T;
             lt_batch b = {.ids = ids + off, .labels = lab + off, .kmask = km + off};
-            double ls;
-            if ((st = lt_model_train_step(m, c, &b, scale, o->seed, s.step, &ls, err))) goto done;
+            double ls = 0;
+            step_st = lt_model_train_step(m, c, &b, scale, o->seed, s.step, &ls, err);
             loss_sum += ls;
-            for (size_t i = 0; i < (size_t)B * (size_t)T; i++) tok_seen += km[off + i];
         }
+        // gradients and loss summed over ranks (one process: nothing moves)
+        if ((st = lt_train_reduce(a, &loss_sum, 1, step_st, err))) goto done;
         double loss = ntgt ? loss_sum / (double)ntgt : NAN;
         float lr;
         double gnorm = lt_train_apply(a, &s, o, total, warmup, perm, train->n, &lr);
@@ -242,36 +323,43 @@ lt_status lt_train(lt_model *m, lt_adapter *a, const lt_dataset *train, const lt
         if (mf) {
             fprintf(mf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"lr\": %.6g, "
                     "\"grad_norm\": %.6f, \"tokens\": %.0f, \"tokens_per_s\": %.1f, "
-                    "\"elapsed_s\": %.3f}\n", (long long)s.step, (long long)s.epoch, loss,
+                    "\"elapsed_s\": %.3f", (long long)s.step, (long long)s.epoch, loss,
                     (double)lr, gnorm, tok_seen, train_time > 0 ? tok_seen / train_time : 0.0, el);
+            if (N > 1) // bytes rank 0 sent in this step's sums (the other ranks send as many)
+                fprintf(mf, ", \"ranks\": %d, \"sent_bytes\": %llu", N,
+                        (unsigned long long)(lt_dist_bytes_sent() - sent0));
+            fprintf(mf, "}\n");
             fflush(mf);
         }
         bool last = s.step == total;
         if (val && val->n > 0 && ((o->eval_every > 0 && s.step % o->eval_every == 0) || last)) {
             double ev;
-            if ((st = lt_eval_dataset(m, val, B, T, pad, &ev, err))) goto done;
+            if ((st = lt_eval_dataset(m, val, B, T, pad, &ev, err))) goto done; // all ranks
             if (isnan(res->first_eval)) res->first_eval = ev;
             res->last_eval = ev;
             if (mf) {
                 fprintf(mf, "{\"step\": %lld, \"eval_loss\": %.6f}\n", (long long)s.step, ev);
                 fflush(mf);
             }
-            if (!o->quiet) lt_info("step %lld: eval loss %.4f", (long long)s.step, ev);
+            if (talk) lt_info("step %lld: eval loss %.4f", (long long)s.step, ev);
         }
-        if (!o->quiet) {
+        if (talk) {
             char extra[96];
             snprintf(extra, sizeof extra, "loss %.4f lr %.2e %.0f tok/s", loss, (double)lr,
                      train_time > 0 ? tok_seen / train_time : 0.0);
             lt_progress_update(&pb, (long)s.step, extra);
         }
-        if (ckpt_path[0] && o->save_every > 0 && s.step % o->save_every == 0 && !last)
-            if ((st = lt_train_checkpoint_save(ckpt_path, a, &s, o, NULL, err))) goto done;
+        if (ckpt_path[0] && o->save_every > 0 && s.step % o->save_every == 0 && !last) {
+            if (lead) st = lt_train_checkpoint_save(ckpt_path, a, &s, o, NULL, err);
+            if ((st = lt_dist_agree(st, err))) goto done; // a failed write stops every rank
+        }
         if (o->stop_after > 0 && s.step >= o->stop_after && !last) goto done; // simulated kill
     }
-    if (!o->quiet) lt_progress_finish(&pb);
+    if (talk) lt_progress_finish(&pb);
     if (o->out_dir) {
-        if ((st = lt_adapter_save_peft(a, m, o->out_dir, err))) goto done;
-        if (lt_file_exists(ckpt_path)) remove(ckpt_path); // the run is complete
+        if (lead && !(st = lt_adapter_save_peft(a, m, o->out_dir, err)) && lt_file_exists(ckpt_path))
+            remove(ckpt_path); // the run is complete
+        if ((st = lt_dist_agree(st, err))) goto done;
     }
     res->seconds = lt_time_sec() - t0;
     res->tokens_per_s = train_time > 0 ? tok_seen / train_time : 0;

@@ -70,11 +70,15 @@ typedef struct lt_train_result {
 } lt_train_result;
 
 // Trains the attached adapter `a` of model m on `train` (and evaluates on `val`, may be NULL or
-// empty), writing metrics, checkpoints and the final adapter (PEFT files in out_dir).
+// empty), writing metrics, checkpoints and the final adapter (PEFT files in out_dir). Under
+// mpirun (dist.h) every rank calls it with the same arguments and data: micro-batch mb of each
+// step is computed by rank mb % N, and rank 0 alone writes files and prints; a failure on any
+// rank is returned on every rank, naming the rank.
 lt_status lt_train(lt_model *m, lt_adapter *a, const lt_dataset *train, const lt_dataset *val,
                    const lt_train_opts *o, lt_train_result *res, lt_err *err);
 
-// Mean token loss of the model (with whatever adapter is attached) over a dataset.
+// Mean token loss of the model (with whatever adapter is attached) over a dataset. In a job of
+// several ranks every rank must call it: the batches are split across ranks and the sums gathered.
 lt_status lt_eval_dataset(lt_model *m, const lt_dataset *d, int B, int T, int32_t pad_id,
                           double *mean_loss, lt_err *err);
 
@@ -109,6 +113,15 @@ lt_status lt_train_checkpoint_save(const char *path, const lt_adapter *a, const 
                                    const lt_train_opts *o, const lt_ckpt_hook *hook, lt_err *err);
 lt_status lt_train_checkpoint_load(const char *path, lt_adapter *a, lt_train_state *s,
                                    const lt_train_opts *o, const lt_ckpt_hook *hook, lt_err *err);
+// Data parallel (dist.h; no-ops in a single process). sync_state copies rank 0's parameters,
+// optimizer moments and position (step, epoch, cursor) to every rank: after a resume only rank 0
+// has read the checkpoint. reduce ends a step: every rank passes its partial sums(n_sums < 15)
+// and its own status; when all succeeded, sums and a->grads (a may be NULL: sums only) become
+// their totals over ranks (fixed rank order) and LT_OK is returned; when any rank failed, every
+// rank returns that failure ("rank k: ..."), so all stop at the same step. Every rank must call
+// both at the same points.
+lt_status lt_train_sync_state(lt_adapter *a, lt_train_state *s, lt_err *err);
+lt_status lt_train_reduce(lt_adapter *a, double *sums, int n_sums, lt_status local, lt_err *err);
 // The next `count` examples of the epoch order perm (of n examples): idx[i] = perm[cursor++], or
 // -1 (an all-padding row) past the end of the epoch.
 void lt_train_take(lt_train_state *s, const int64_t *perm, int64_t n, int64_t *idx, int count);
