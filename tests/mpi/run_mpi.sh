@@ -145,5 +145,11 @@ else
     bad "kill test: no checkpoint after 30 s or rank 1 not found"; cat "$d.log"
 fi
 
+# 5. two machines: network namespaces on this one, OpenMPI over TCP (root only; else skipped)
+sh tests/mpi/run_netns.sh "$T/one" "$T/two" "$TOL" >"$T/ns.out" 2>&1; rc=$?
+cat "$T/ns.out"
+pass=$((pass + $(grep -c '^ok' "$T/ns.out"))); fail=$((fail + $(grep -c '^FAIL' "$T/ns.out")))
+[ $rc -eq 0 ] || [ "$(grep -c '^FAIL' "$T/ns.out")" -gt 0 ] || bad "run_netns.sh exit $rc"
+
 echo "mpi: $pass passed, $fail failed"
 [ $fail -eq 0 ]
