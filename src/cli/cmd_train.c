@@ -114,6 +114,7 @@ int cmd_train(int argc, char **argv) {
         {"resume", OPT_BOOL, &o.resume, "continue from --out/checkpoint.safetensors if present"},
         {"metrics", OPT_STR, &metrics, "metrics JSONL (default <out>/metrics.jsonl)"},
         {"quiet", OPT_BOOL, &quiet, "no progress bar"},
+        {"stop-after", OPT_I64, &o.stop_after, "testing: stop after N steps as if killed (keeps the checkpoint)"},
         {"plan", OPT_BOOL, &plan, "print the planned peak memory and tokens/s (and settings that fit) without training"},
         {"json", OPT_BOOL, &plan_json, "with --plan: print the plan as one JSON object"},
         {"help", OPT_BOOL, &help, "this help"},
@@ -226,12 +227,18 @@ int cmd_train(int argc, char **argv) {
     fflush(stdout);
     lt_train_result res;
     if ((st = lt_train(m, a, &train, val.n ? &val : NULL, &o, &res, &err))) goto fail;
+    if (o.stop_after > 0 && res.steps == o.stop_after) {
+        printf("stopped after %lld steps (--stop-after); continue with --resume\n",
+               (long long)res.steps);
+        goto done;
+    }
     lt_info("optimizer state (%s): %.2f MB", optim, (double)res.optim_state_bytes / 1e6);
     printf("trained %lld steps in %.1f s (%.0f tokens/s, peak RSS %.0f MB): loss %.4f -> %.4f",
            (long long)res.steps, res.seconds, res.tokens_per_s, (double)res.peak_rss_kb / 1024.0,
            res.first_loss, res.last_loss);
     if (!isnan(res.last_eval)) printf(", validation loss %.4f", res.last_eval);
     printf("\nadapter written to %s (adapter_config.json, adapter_model.safetensors)\n", out);
+done:
     lt_adapter_free(a);
     lt_tokenizer_free(tok);
     lt_model_free(m);
