@@ -2,8 +2,9 @@
  * gemm_bf16_amx.c - bf16 GEMM on Intel AMX tiles (TDPBF16PS), f32 accumulation.
  *
  * What: C(M, NO) (=|+=) A(M, R) @ B(R, NO) with A f32 (rounded to bf16 while packing) and B the
- * frozen weight W in any dtype (rows converted with simd_mat_row_to_f32, then rounded to bf16 and
- * laid out in the VNNI pair layout TDPBF16PS reads). Each output block of 32 x 32 is 2 x 2
+ * frozen weight W in any dtype (F32 rows read in place and rounded, BF16 rows copied as stored,
+ * other dtypes converted with simd_mat_row_to_f32 and rounded) laid out in the VNNI pair layout
+ * TDPBF16PS reads. Each output block of 32 x 32 is 2 x 2
  * accumulator tiles (tmm0-3) fed by two A tiles (tmm4-5, 16 rows x 32 k) and two B tiles
  * (tmm6-7, 16 k-pairs x 16 columns): 4 tile products per 4 tile loads.
  * Blocking: the reduction in chunks of BF16_KC, A packed once per chunk for all rows; output
@@ -63,17 +64,48 @@ static void tile_setup(void) {
 // ---------------------------------------------------------------------------------------------
 // packing
 
-// 32 f32 -> 32 bf16 (nearest even) at dst; n < 32 valid values, the rest 0.
-static inline void cvt32(uint16_t *dst, const float *src, int64_t n) {
-    __m512 lo, hi;
-    if (n >= 32) {
-        lo = _mm512_loadu_ps(src), hi = _mm512_loadu_ps(src + 16);
-    } else {
-        __mmask16 ml = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
-        __mmask16 mh = (__mmask16)(n <= 16 ? 0 : (1u << (n - 16)) - 1);
-        lo = _mm512_maskz_loadu_ps(ml, src), hi = _mm512_maskz_loadu_ps(mh, src + 16);
-    }
-    _mm512_storeu_si512((void *)dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+// 32 bf16 (16 words, element 2i in the low half of word i) from p[0, n), zero past n (n >= 1):
+// from f32 rounded to nearest even, or from bf16 as stored.
+static inline __m512i bf16x32_f32(const float *p, int64_t n) {
+    if (n >= 32) return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(p + 16), _mm512_loadu_ps(p));
+    __mmask16 ml = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+    __mmask16 mh = (__mmask16)(n <= 16 ? 0 : (1u << (n - 16)) - 1);
+    return (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(mh, p + 16),
+                                        _mm512_maskz_loadu_ps(ml, p));
+}
+static inline __m512i bf16x32_bf16(const uint16_t *p, int64_t n) {
+    if (n >= 32) return _mm512_loadu_si512((const void *)p);
+    _Alignas(64) uint16_t t[32] = {0};
+    memcpy(t, p, (size_t)n * 2);
+    return _mm512_load_si512((const void *)t);
+}
+// 16 bf16 from p[0, n) into 16-bit lanes, zero past n (n may be <= 0: all zero).
+static inline __m256i bf16x16_f32(const float *p, int64_t n) {
+    if (n <= 0) return _mm256_setzero_si256();
+    __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+    return (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, p));
+}
+static inline __m256i bf16x16_bf16(const uint16_t *p, int64_t n) {
+    if (n >= 16) return _mm256_loadu_si256((const void *)p);
+    _Alignas(32) uint16_t t[16] = {0};
+    if (n > 0) memcpy(t, p, (size_t)n * 2);
+    return _mm256_load_si256((const void *)t);
+}
+
+// Elements [k0, k0 + n) of row r of W, read in place for F32 and BF16 (no copy: the pack then
+// reads the weight once), else converted to f32 into buf(n).
+typedef struct {
+    const float *f;    // f32 values, or NULL
+    const uint16_t *h; // bf16 values, or NULL
+} row_src;
+
+static inline row_src row_get(const lt_mat *W, int64_t r, int64_t k0, int64_t n, float *buf) {
+    row_src s = {NULL, NULL};
+    const char *row = (const char *)lt_mat_row(W, r);
+    if (W->dtype == LT_DTYPE_F32) s.f = (const float *)(const void *)row + k0;
+    else if (W->dtype == LT_DTYPE_BF16) s.h = (const uint16_t *)(const void *)row + k0;
+    else simd_mat_row_to_f32(buf, W, r, k0, n), s.f = buf;
+    return s;
 }
 
 // A tiles: ap[(mt * KS + ks) * 512 + i * 32 + c] = bf16(A[mt*16 + i][ks*32 + c]), zero past M
@@ -86,46 +118,72 @@ static void pack_a(uint16_t *ap, const float *A, int64_t lda, int64_t M, int64_t
             int64_t row = mt * 16 + i;
             for (int64_t ks = 0; ks < KS; ks++) {
                 uint16_t *dst = ap + (mt * KS + ks) * TILE_ELEMS + i * 32;
-                if (row >= M) memset(dst, 0, 64);
-                else cvt32(dst, A + row * lda + ks * 32, kn - ks * 32);
+                __m512i v = row < M ? bf16x32_f32(A + row * lda + ks * 32, kn - ks * 32)
+                                    : _mm512_setzero_si512();
+                _mm512_storeu_si512((void *)dst, v);
             }
         }
     }
 }
 
+// In-place transpose of 16 x 16 32-bit words: word j of r[i] goes to word i of r[j].
+static inline void transpose16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+    }
+}
+
 // B tiles of the forward (B = W^T, W rows are output columns): tile (nt, ks) holds, as 32-bit
-// words, word[kk][j] = {bf16 W[n0 + nt*16 + j][k0 + ks*32 + 2kk], ... + 2kk + 1}: a W row's 32
-// values of a k-step go down one column of the tile. NT tiles (covering nn <= BF16_NC rows of W,
-// zero past them).
+// words, word[kk][j] = {bf16 W[n0 + nt*16 + j][k0 + ks*32 + 2kk], ... + 2kk + 1}: the 32 values
+// of 16 W rows at a k-step, as 16 vectors of 16 words, transposed. NT tiles (covering nn <=
+// BF16_NC rows of W, zero past them).
 static void pack_b_fwd(uint16_t *bp, const lt_mat *W, int64_t n0, int64_t nn, int64_t NT,
                        int64_t k0, int64_t kn, int64_t KS) {
-    const __m512i col = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6,
-                                                            5, 4, 3, 2, 1, 0),
-                                           _mm512_set1_epi32(16));
+    bool direct = W->dtype == LT_DTYPE_F32 || W->dtype == LT_DTYPE_BF16;
     OMP_PARALLEL_FOR()
     for (int64_t nt = 0; nt < NT; nt++) {
-        float buf[BF16_KC];
+        row_src src[16];
         for (int64_t j = 0; j < 16; j++) {
-            int64_t n = nt * 16 + j;
-            if (n < nn) simd_mat_row_to_f32(buf, W, n0 + n, k0, kn);
-            for (int64_t ks = 0; ks < KS; ks++) {
-                int32_t *dst = (int32_t *)(void *)(bp + (nt * KS + ks) * TILE_ELEMS) + j;
-                __m512i v = _mm512_setzero_si512();
-                if (n < nn) {
-                    int64_t r = kn - ks * 32;
-                    __m512 lo, hi;
-                    if (r >= 32) {
-                        lo = _mm512_loadu_ps(buf + ks * 32), hi = _mm512_loadu_ps(buf + ks * 32 + 16);
-                    } else {
-                        __mmask16 ml = (__mmask16)(r >= 16 ? 0xffff : (1u << r) - 1);
-                        __mmask16 mh = (__mmask16)(r <= 16 ? 0 : (1u << (r - 16)) - 1);
-                        lo = _mm512_maskz_loadu_ps(ml, buf + ks * 32);
-                        hi = _mm512_maskz_loadu_ps(mh, buf + ks * 32 + 16);
-                    }
-                    v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+            src[j].f = NULL, src[j].h = NULL;
+            if (direct && nt * 16 + j < nn) src[j] = row_get(W, n0 + nt * 16 + j, k0, kn, NULL);
+        }
+        for (int64_t ks = 0; ks < KS; ks++) {
+            int64_t r = kn - ks * 32;
+            __m512i v[16];
+            for (int64_t j = 0; j < 16; j++) {
+                if (nt * 16 + j >= nn) {
+                    v[j] = _mm512_setzero_si512();
+                } else if (src[j].h) {
+                    v[j] = bf16x32_bf16(src[j].h + ks * 32, r);
+                } else if (src[j].f) {
+                    v[j] = bf16x32_f32(src[j].f + ks * 32, r);
+                } else { // k0 + ks*32 is a multiple of every block size, r < 32 ends the row
+                    float t[32];
+                    simd_mat_row_to_f32(t, W, n0 + nt * 16 + j, k0 + ks * 32, r < 32 ? r : 32);
+                    v[j] = bf16x32_f32(t, r);
                 }
-                _mm512_i32scatter_epi32(dst, col, v, 4);
             }
+            transpose16(v);
+            uint16_t *tile = bp + (nt * KS + ks) * TILE_ELEMS;
+            for (int kk = 0; kk < 16; kk++) _mm512_storeu_si512((void *)(tile + kk * 32), v[kk]);
         }
     }
 }
@@ -137,15 +195,18 @@ static void pack_b_bwd(uint16_t *bp, const lt_mat *W, int64_t n0, int64_t nn, in
                        int64_t k0, int64_t kn, int64_t KS) {
     OMP_PARALLEL_FOR()
     for (int64_t ks = 0; ks < KS; ks++) {
-        float r0[BF16_NC], r1[BF16_NC];
+        float buf0[BF16_NC], buf1[BF16_NC];
         for (int64_t kk = 0; kk < 16; kk++) {
             int64_t k = ks * 32 + 2 * kk;
-            memset(r0, 0, sizeof r0), memset(r1, 0, sizeof r1);
-            if (k < kn) simd_mat_row_to_f32(r0, W, k0 + k, n0, nn);
-            if (k + 1 < kn) simd_mat_row_to_f32(r1, W, k0 + k + 1, n0, nn);
+            row_src s0 = {NULL, NULL}, s1 = {NULL, NULL};
+            if (k < kn) s0 = row_get(W, k0 + k, n0, nn, buf0);
+            if (k + 1 < kn) s1 = row_get(W, k0 + k + 1, n0, nn, buf1);
             for (int64_t nt = 0; nt < NT; nt++) {
-                __m256i a = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(r0 + nt * 16));
-                __m256i b = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(r1 + nt * 16));
+                int64_t c = nt * 16, r = nn - c;
+                __m256i a = s0.h ? bf16x16_bf16(s0.h + c, r)
+                            : s0.f ? bf16x16_f32(s0.f + c, r) : _mm256_setzero_si256();
+                __m256i b = s1.h ? bf16x16_bf16(s1.h + c, r)
+                            : s1.f ? bf16x16_f32(s1.f + c, r) : _mm256_setzero_si256();
                 __m512i w = _mm512_or_si512(_mm512_cvtepu16_epi32(a),
                                             _mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16));
                 _mm512_storeu_si512((void *)(bp + (nt * KS + ks) * TILE_ELEMS + kk * 32), w);

@@ -3,7 +3,7 @@
  *
  *  - emulated path (bf16-rounded copies + sgemm) against a double-precision sum of the same
  *    bf16-rounded inputs, forward and backward form, accumulate on/off, weights in F32, BF16, F16,
- *    Q8_0 and Q4_0, odd shapes (1, not multiples of 16/32, reductions past the 1024 chunk, outputs
+ *    Q8_0, Q4_0 and NF4, odd shapes (1, not multiples of 16/32, reductions past the 1024 chunk, outputs
  *    past the 256 panel);
  *  - the AMX kernel against the same reference and against the emulation (skipped with a SKIP
  *    line where AMX is not detected);
@@ -73,6 +73,19 @@ static void quantize_q4_0(uint8_t *dst, const float *x, int64_t n) {
 static void *make_weight(lt_mat *W, float *wf, lt_dtype t, int64_t rows, int64_t cols) {
     float *w = falloc(rows * cols);
     fill(w, rows * cols, 0.5f);
+    if (t == LT_DTYPE_NF4) { // codes, then the lt_q4_state and its absmax in the same buffer
+        int64_t n = rows * cols, nb = (n + 63) / 64;
+        char *buf = malloc((size_t)(n / 2) + sizeof(lt_q4_state) + sizeof(float) * (size_t)nb + 16);
+        if (!buf) exit(2);
+        lt_q4_state *st = (lt_q4_state *)(void *)(buf + ((n / 2 + 15) / 16) * 16);
+        float *absmax = (float *)(void *)(st + 1);
+        lt_q4_quantize(t, w, n, (uint8_t *)buf, absmax);
+        *st = (lt_q4_state){.dtype = t, .n_blocks = nb, .absmax = absmax};
+        CHECK(lt_mat_init_q4(W, rows, cols, (const uint8_t *)buf, st));
+        for (int64_t r = 0; r < rows; r++) lt_mat_row_to_f32(W, r, 0, cols, wf + r * cols);
+        free(w);
+        return buf;
+    }
     size_t nb = lt_dtype_nbytes(t, rows * cols);
     void *buf = malloc(nb ? nb : 1);
     if (!buf) exit(2);
@@ -208,6 +221,8 @@ static void test_gemm(bool amx) {
         for (size_t i = 0; i < sizeof blk / sizeof *blk; i++)
             test_shape(ts[d], blk[i][0], blk[i][1], blk[i][2], amx);
     test_shape(LT_DTYPE_BF16, 70, 1300, 100, amx); // bwd reduction 1300 = 1024 + 276
+    test_shape(LT_DTYPE_NF4, 21, 40, 128, amx);     // NF4: 64-blocks, scales in W->aux
+    test_shape(LT_DTYPE_NF4, 9, 300, 1088, amx);
 }
 
 // ---------------------------------------------------------------------------------------------
