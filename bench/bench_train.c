@@ -11,6 +11,10 @@
  * same run it measures the raw OpenBLAS sgemm rate (2048^3, median of 5) so the achieved GFLOP/s
  * can be read as a fraction of the machine's peak. Prints one JSON line on stdout; progress on
  * stderr. What not: no data loading, tokenizer or checkpoint writing (those are not the step).
+ * --compute bf16 (or COMPUTE=bf16 in the environment) runs the frozen-weight matmuls in bf16
+ * with f32 accumulation (lt_ops_set_matmul_precision; AMX when present), as torch autocast would;
+ * the JSON line then says "compute":"bf16" and sgemm_frac may exceed 1 (the FLOPs are the same,
+ * the f32 sgemm peak is not their ceiling any more).
  *
  * FLOP convention (per step; N = B*T rows, M = B*(T-1) rows that carry loss, r = rank; only GEMM
  * work is counted, elementwise ops (norms, RoPE, softmax, SwiGLU, cross-entropy, AdamW) are not):
@@ -33,6 +37,7 @@
 #include "core/core.h"
 #include "lora/lora.h"
 #include "model/model.h"
+#include "ops/ops.h"
 #include "train/train.h"
 
 #include <cblas.h>
@@ -240,12 +245,16 @@ static double step_flops(const lt_model *m, const lt_adapter *ad, int B, int T) 
 
 int main(int argc, char **argv) {
     const char *cfg_name = "A", *dir = NULL;
+    const char *compute = getenv("COMPUTE");
     int steps = 3;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc)
             steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--compute") && i + 1 < argc)
+            compute = argv[++i];
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fprintf(stderr, "usage: %s [A|B|C|S] [model_dir] [--steps N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [A|B|C|S] [model_dir] [--steps N] [--compute f32|bf16]\n",
+                    argv[0]);
             return 0;
         } else if (strlen(argv[i]) == 1)
             cfg_name = argv[i];
@@ -257,6 +266,13 @@ int main(int argc, char **argv) {
         if (!strcmp(CFGS[i].name, cfg_name)) bc = &CFGS[i];
     if (!bc) {
         fprintf(stderr, "bench_train: unknown config '%s' (A, B, C or S)\n", cfg_name);
+        return 2;
+    }
+    if (!compute || !compute[0]) compute = "f32";
+    if (!strcmp(compute, "bf16")) {
+        lt_ops_set_matmul_precision(LT_PREC_BF16);
+    } else if (strcmp(compute, "f32")) {
+        fprintf(stderr, "bench_train: --compute must be f32 or bf16, not '%s'\n", compute);
         return 2;
     }
     if (steps < 3 || steps > MAX_STEPS) {
@@ -361,10 +377,13 @@ int main(int argc, char **argv) {
     machine_string(machine, sizeof machine);
     commit_string(commit, sizeof commit);
 
-    printf("{\"impl\":\"loratune\",\"config\":\"%s\",\"tokens_per_s\":%.2f,\"step_s\":%.4f,"
+    printf("{\"impl\":\"loratune\",\"config\":\"%s\",\"compute\":\"%s\",\"amx\":%s,"
+           "\"tokens_per_s\":%.2f,\"step_s\":%.4f,"
            "\"peak_rss_mb\":%.1f,\"gflops\":%.2f,\"sgemm_peak_gflops\":%.2f,\"sgemm_frac\":%.3f,"
            "\"gflop_per_step\":%.3f,\"threads\":%d,\"blas_threads\":%d,\"machine\":",
-           bc->name, (double)N / step_s, step_s, (double)rss_kb / 1024.0, gflops, peak,
+           bc->name, compute,
+           !strcmp(compute, "bf16") && lt_bf16_amx_available() ? "true" : "false",
+           (double)N / step_s, step_s, (double)rss_kb / 1024.0, gflops, peak,
            peak > 0 ? gflops / peak : 0.0, flops / 1e9, omp_threads, openblas_get_num_threads());
     json_str(stdout, machine);
     printf(",\"commit\":");

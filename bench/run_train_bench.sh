@@ -16,6 +16,11 @@
 # up to TRIES runs, and the least disturbed one is kept; the summary says "disturbed": true when
 # even that one exceeded OTHER_MAX (its ratio is then not to be trusted).
 #
+# COMPUTE=bf16: loratune runs with --compute bf16 (frozen-weight matmuls in bf16, f32
+# accumulation, AMX when present) and, besides the f32 torch reference, torch is also run under
+# torch.autocast(bf16) (train_ref.py --autocast); the summary then adds "compute",
+# "speedup_vs_autocast" and "torch_autocast_tokens_per_s". (Default COMPUTE=f32: as before.)
+#
 # Environment: STEPS (timed steps, default 3, at least 3), PYTHON (default python3),
 # LT_BENCH_DIR (default /tmp/lt_bench), BUILD (default build), NOMAKE=1 (do not rebuild),
 # QUIET_MAX (default 0.15),
@@ -25,6 +30,8 @@ set -eu
 
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-3}
+COMPUTE=${COMPUTE:-f32}
+case "$COMPUTE" in f32|bf16) ;; *) echo "run_train_bench: COMPUTE must be f32 or bf16" >&2; exit 2 ;; esac
 PYTHON=${PYTHON:-python3}
 BUILD=${BUILD:-build}
 ROOT=${LT_BENCH_DIR:-/tmp/lt_bench}
@@ -114,21 +121,35 @@ for cfg in "$@"; do
     ref=$(run_measured "$cfg: torch+peft" "$PYTHON" bench/train_ref.py "$cfg" --dir "$dir" \
           --steps "$STEPS") || { status=1; continue; }
     emit "$ref"
-    lt=$(run_measured "$cfg: loratune" "$BIN" "$cfg" "$dir" --steps "$STEPS") || { status=1; continue; }
+    ac="{}"
+    if [ "$COMPUTE" = bf16 ]; then
+        ac=$(run_measured "$cfg: torch+peft autocast bf16" "$PYTHON" bench/train_ref.py "$cfg" \
+             --dir "$dir" --steps "$STEPS" --autocast) || { status=1; continue; }
+        emit "$ac"
+    fi
+    lt=$(run_measured "$cfg: loratune ($COMPUTE)" "$BIN" "$cfg" "$dir" --steps "$STEPS" \
+         --compute "$COMPUTE") || { status=1; continue; }
     emit "$lt"
-    summary=$("$PYTHON" - "$ref" "$lt" "$OTHER_MAX" <<'EOF'
+    summary=$("$PYTHON" - "$ref" "$lt" "$OTHER_MAX" "$ac" <<'EOF'
 import json, sys
 ref, lt, om = json.loads(sys.argv[1]), json.loads(sys.argv[2]), float(sys.argv[3])
-others = [ref.get("cpu_other", 0.0), lt.get("cpu_other", 0.0)]
+ac = json.loads(sys.argv[4])
+others = [ref.get("cpu_other", 0.0), lt.get("cpu_other", 0.0)] + (
+    [ac.get("cpu_other", 0.0)] if ac else [])
+extra = {}
+if ac:
+    extra = {"speedup_vs_autocast": round(lt["tokens_per_s"] / ac["tokens_per_s"], 3),
+             "torch_autocast_tokens_per_s": ac["tokens_per_s"],
+             "torch_autocast_peak_rss_mb": ac["peak_rss_mb"]}
 print(json.dumps({
-    "config": lt["config"],
+    "config": lt["config"], "compute": lt.get("compute", "f32"),
     "speedup": round(lt["tokens_per_s"] / ref["tokens_per_s"], 3),
     "rss_ratio": round(lt["peak_rss_mb"] / ref["peak_rss_mb"], 3),
     "sgemm_frac": lt.get("sgemm_frac"),
     "torch_tokens_per_s": ref["tokens_per_s"], "loratune_tokens_per_s": lt["tokens_per_s"],
     "torch_peak_rss_mb": ref["peak_rss_mb"], "loratune_peak_rss_mb": lt["peak_rss_mb"],
     "cpu_other": others, "disturbed": any(o > om for o in others),
-    "commit": lt.get("commit"), "torch": ref.get("torch"),
+    "commit": lt.get("commit"), "torch": ref.get("torch"), **extra,
 }))
 EOF
 )

@@ -15,7 +15,11 @@ Peak RSS is the process's ru_maxrss (model load + training), so run one config p
 Attention is whatever transformers picks by default for training (sdpa): the reference is the
 stack as users run it, not a tuned one. Python is used only here, never by loratune itself.
 
-Usage:  python bench/train_ref.py A [--steps 3] [--dir DIR] [--make-only]
+With --autocast the forward (and so its backward) runs under torch.autocast("cpu",
+dtype=torch.bfloat16): matmuls in bf16 through oneDNN (AMX where the CPU has it), the reference
+for loratune's --compute bf16.
+
+Usage:  python bench/train_ref.py A [--steps 3] [--dir DIR] [--make-only] [--autocast]
 """
 
 import argparse
@@ -102,7 +106,7 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def train(cfg, d, steps):
+def train(cfg, d, steps, autocast=False):
     import warnings
     warnings.filterwarnings("ignore", category=FutureWarning)
     import torch
@@ -137,7 +141,11 @@ def train(cfg, d, steps):
             snap0 = cpu_snap()  # after the warm-up
         ids = torch.randint(0, p["vocab"], (B, T), generator=gen)
         t0 = time.perf_counter()
-        out = model(input_ids=ids, labels=ids)
+        if autocast:  # bf16 matmuls (oneDNN, AMX where present); loss and backward as autocast does
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = model(input_ids=ids, labels=ids)
+        else:
+            out = model(input_ids=ids, labels=ids)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -152,7 +160,8 @@ def train(cfg, d, steps):
     own, other, steal = cpu_fracs(snap0, cpu_snap())
     step_s = statistics.median(times)
     return {
-        "impl": "torch+peft", "config": cfg,
+        "impl": "torch+peft+autocast_bf16" if autocast else "torch+peft", "config": cfg,
+        "compute": "autocast_bf16" if autocast else "f32",
         "tokens_per_s": round(B * T / step_s, 2), "step_s": round(step_s, 4),
         "peak_rss_mb": round(peak_rss_mb(), 1), "torch": torch.__version__,
         "transformers": transformers.__version__, "peft": peft.__version__,
@@ -170,6 +179,8 @@ def main():
     ap.add_argument("--steps", type=int, default=3, help="timed steps after 1 warm-up (>= 3)")
     ap.add_argument("--dir", default=None, help="model directory (default /tmp/lt_bench/<cfg>)")
     ap.add_argument("--make-only", action="store_true", help="only make the model directory")
+    ap.add_argument("--autocast", action="store_true",
+                    help="forward under torch.autocast('cpu', dtype=torch.bfloat16)")
     a = ap.parse_args()
     if a.steps < 3:
         ap.error("--steps must be >= 3")
@@ -178,7 +189,7 @@ def main():
     if a.make_only:
         print(("made " if made else "have ") + d, file=sys.stderr)
         return
-    print(json.dumps(train(a.config, d, a.steps)), flush=True)
+    print(json.dumps(train(a.config, d, a.steps, a.autocast)), flush=True)
 
 
 if __name__ == "__main__":

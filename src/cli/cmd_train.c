@@ -4,6 +4,7 @@
 #include "cli/cmd_plan.h"
 #include "data/data.h"
 #include "io/io.h"
+#include "ops/ops.h"
 #include "tokenizer/tokenizer.h"
 #include "train/train.h"
 
@@ -59,6 +60,7 @@ int cmd_train(int argc, char **argv) {
     bool help = false, quiet = false;
     const char *optim = "adamw", *quant_type = "nf4"; // QLoRA (issue 8)
     bool load_4bit = false, double_quant = false;
+    const char *compute = "f32"; // --compute (issue 9)
     bool plan = false, plan_json = false; // --plan (cmd_plan.c)
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model: HF directory (config.json + safetensors), .gguf, or llama2.c .bin"},
@@ -102,6 +104,7 @@ int cmd_train(int argc, char **argv) {
         {"seq", OPT_INT, &o.T, "sequence length (default 256)"},
         {"accum", OPT_INT, &o.grad_accum, "gradient accumulation steps (default 1)"},
         {"grad-checkpoint", OPT_BOOL, &o.checkpoint_activations, "recompute blocks in backward (less memory)"},
+        {"compute", OPT_STR, &compute, "f32 | bf16: bf16 = frozen-weight matmuls in bf16 with f32 accumulation, on AMX when the CPU has it (like torch autocast; LoRA, norms, attention, loss and optimizer stay f32) (default f32)"},
         {"optim", OPT_STR, &optim, "adamw | adamw_8bit (bitsandbytes' 8-bit AdamW states) (default adamw)"},
         {"load-in-4bit", OPT_BOOL, &load_4bit, "quantise the base model's projections to 4 bits (QLoRA)"},
         {"bnb-4bit-quant-type", OPT_STR, &quant_type, "nf4 | fp4, with --load-in-4bit (default nf4)"},
@@ -141,6 +144,8 @@ int cmd_train(int argc, char **argv) {
     if (!strcmp(quant_type, "fp4")) qtype = LT_DTYPE_FP4;
     else if (strcmp(quant_type, "nf4")) return cli_usage_error("train", "--bnb-4bit-quant-type must be nf4 or fp4, not \"%s\"", quant_type);
     if (double_quant && !load_4bit) return cli_usage_error("train", "--double-quant needs --load-in-4bit");
+    if (!strcmp(compute, "bf16")) lt_ops_set_matmul_precision(LT_PREC_BF16);
+    else if (strcmp(compute, "f32")) return cli_usage_error("train", "--compute must be f32 or bf16, not \"%s\"", compute);
     o.quiet = quiet;
     o.out_dir = out;
     char mpath[4096];
