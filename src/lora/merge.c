@@ -466,10 +466,12 @@ static lt_status plan_model(lt_model *m, lt_dtype d, const lt_model_tensor *mt, 
         lt_out_tensor *t;
         lt_status st = plan_add(ts, n, cap, &t, err);
         if (st) return st;
-        bool vec = mt[k].w == NULL;
-        set_out(t, mt[k].hf_name, d, vec ? 1 : 2, mt[k].rows, mt[k].cols);
+        bool vec = mt[k].w == NULL, tr = mt[k].transposed;
+        set_out(t, mt[k].hf_name, d, vec ? 1 : 2, tr ? mt[k].cols : mt[k].rows,
+                tr ? mt[k].rows : mt[k].cols);
         t->src = mt[k];
-        if (!vec && mt[k].w->dtype == d && !(mt[k].lin && mt[k].lin->lora))
+        t->transpose = tr; // GPT-2 Conv1D: HF stores (in, out)
+        if (!vec && !tr && mt[k].w->dtype == d && !(mt[k].lin && mt[k].lin->lora))
             t->raw = mt[k].w->data; // unchanged and already in the output dtype
     }
     (void)m;

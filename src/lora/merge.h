@@ -66,8 +66,9 @@ int lt_model_tensors(const lt_model *m, lt_model_tensor *out, int cap);
 // h*hs + s*hs/2 + j. Rows are opaque blocks of row_bytes. dst and src must not overlap.
 void lt_model_permute_rope_rows(void *dst, const void *src, int n_heads, int hs, size_t row_bytes);
 // config.json for a model loaded from a GGUF or llama2.c file (LlamaForCausalLM /
-// Qwen2ForCausalLM keys transformers reads). torch_dtype e.g. "float32". Caller cJSON_Deletes.
-// Errors: LT_ERR_UNSUPPORTED when the model cannot be described (partial rotary), LT_ERR_OOM.
+// Qwen2ForCausalLM / GPT2LMHeadModel / GPTNeoXForCausalLM keys transformers reads). torch_dtype
+// e.g. "float32". Caller cJSON_Deletes. Errors: LT_ERR_UNSUPPORTED when the model cannot be
+// described (partial rotary outside GPT-NeoX), LT_ERR_OOM.
 lt_status lt_model_hf_config(const lt_model *m, const char *torch_dtype, cJSON **out, lt_err *err);
 
 // ---------------------------------------------------------------------------------------------

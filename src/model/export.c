@@ -178,14 +178,59 @@ void lt_model_permute_rope_rows(void *dst, const void *src, int n_heads, int hs,
                        row_bytes);
 }
 
+// GPT2LMHeadModel / GPTNeoXForCausalLM keys (transformers GPT2Config, GPTNeoXConfig; the
+// legacy rotary_pct / rotary_emb_base keys, which transformers 5 still reads).
+static lt_status gpt_config(const lt_model *m, const char *torch_dtype, cJSON **out, lt_err *err) {
+    const lt_config *c = &m->cfg;
+    bool g2 = m->arch.qkv == LT_QKV_FUSED;
+    cJSON *j = cJSON_CreateObject(), *arch = cJSON_CreateArray();
+    if (!j || !arch) goto oom;
+    cJSON_AddItemToArray(arch, cJSON_CreateString(g2 ? "GPT2LMHeadModel" : "GPTNeoXForCausalLM"));
+    cJSON_AddItemToObject(j, "architectures", arch);
+    cJSON_AddStringToObject(j, "model_type", g2 ? "gpt2" : "gpt_neox");
+    if (c->bos_id >= 0) cJSON_AddNumberToObject(j, "bos_token_id", c->bos_id);
+    if (c->eos_id >= 0) cJSON_AddNumberToObject(j, "eos_token_id", c->eos_id);
+    if (c->pad_id >= 0) cJSON_AddNumberToObject(j, "pad_token_id", c->pad_id);
+    const char *act = m->arch.gelu_tanh ? "gelu_new" : "gelu";
+    if (g2) {
+        cJSON_AddStringToObject(j, "activation_function", act);
+        cJSON_AddNumberToObject(j, "layer_norm_epsilon", short_float(c->norm_eps));
+        cJSON_AddNumberToObject(j, "n_ctx", c->max_pos);
+        cJSON_AddNumberToObject(j, "n_embd", c->n_embd);
+        cJSON_AddNumberToObject(j, "n_head", c->n_head);
+        cJSON_AddNumberToObject(j, "n_inner", c->n_ff);
+        cJSON_AddNumberToObject(j, "n_layer", c->n_layer);
+        cJSON_AddNumberToObject(j, "n_positions", c->max_pos);
+    } else {
+        cJSON_AddBoolToObject(j, "attention_bias", true);
+        cJSON_AddStringToObject(j, "hidden_act", act);
+        cJSON_AddNumberToObject(j, "hidden_size", c->n_embd);
+        cJSON_AddNumberToObject(j, "intermediate_size", c->n_ff);
+        cJSON_AddNumberToObject(j, "layer_norm_eps", short_float(c->norm_eps));
+        cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_pos);
+        cJSON_AddNumberToObject(j, "num_attention_heads", c->n_head);
+        cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layer);
+        cJSON_AddNumberToObject(j, "rotary_emb_base", short_float(c->rope_theta));
+        cJSON_AddNumberToObject(j, "rotary_pct", (double)c->rot_dim / c->head_dim);
+        cJSON_AddBoolToObject(j, "use_parallel_residual", m->arch.parallel_residual);
+    }
+    cJSON_AddBoolToObject(j, "tie_word_embeddings", m->arch.tied_head && !m->lm_head.lora);
+    cJSON_AddStringToObject(j, "torch_dtype", torch_dtype);
+    cJSON_AddBoolToObject(j, "use_cache", true);
+    cJSON_AddNumberToObject(j, "vocab_size", c->n_vocab);
+    if (!cJSON_GetObjectItemCaseSensitive(j, "vocab_size")) goto oom;
+    *out = j;
+    return LT_OK;
+oom:
+    cJSON_Delete(j);
+    if (!j) cJSON_Delete(arch);
+    return lt_err_set(err, LT_ERR_OOM, "out of memory building config.json");
+}
+
 lt_status lt_model_hf_config(const lt_model *m, const char *torch_dtype, cJSON **out, lt_err *err) {
     const lt_config *c = &m->cfg;
     bool qwen2 = !strcmp(m->arch.model_type, "qwen2");
-    if (m->arch.norm != LT_NORM_RMS || m->arch.qkv != LT_QKV_SEPARATE)
-        return lt_err_set(err, LT_ERR_UNSUPPORTED,
-                          "%s: writing a config.json for a %s model loaded from a GGUF file is "
-                          "not supported (merge from its Hugging Face directory)",
-                          m->src_path ? m->src_path : "model", m->arch.model_type);
+    if (m->arch.norm == LT_NORM_LAYER) return gpt_config(m, torch_dtype, out, err);
     if (c->rot_dim != c->head_dim)
         return lt_err_set(err, LT_ERR_UNSUPPORTED,
                           "%s: rotary dimension %d differs from the head size %d (partial rotary "

@@ -11,7 +11,8 @@
  *  - a GPT-2 file without the "transformer." prefix (as openai-community/gpt2 ships) merges
  *    under its own names;
  *  - GGUF export (arch gpt2 / gptneox, f32 and f16) reloaded through lt_model_load with logits
- *    equal to the source model, and GGUF LoRA files read back exactly.
+ *    equal to the source model; that GGUF merged back into a HF directory (generated
+ *    config.json); GGUF LoRA files read back exactly.
  *
  * Tolerances (logits of magnitude ~3-4 over 3 x 32 positions x 256 classes), as test_merge.c:
  *  F32 output: W + s*B@A rounded once in f32 against the unmerged s*B(Ax): float rounding only
@@ -243,6 +244,18 @@ static void test_gguf(void) {
                                 1e-6, 1e-6);
                 }
                 lt_gguf_close(g);
+                // that GGUF as a base, written as a HF directory: config.json from the record,
+                // GPT-2's Conv1D weights transposed back to (in, out)
+                lt_model *gm = NULL;
+                char hf[600];
+                snprintf(hf, sizeof hf, "%s/%s_from_gguf", tmpdir, fams[f]);
+                CHECK_OK(lt_model_load(out, &gm, &err), &err);
+                lt_merge_opts mo = {.dtype = LT_DTYPE_KEEP};
+                if (gm) CHECK_OK(lt_merge_save_hf(gm, out, hf, &mo, &err), &err);
+                lt_model_free(gm);
+                snprintf(what, sizeof what, "%s GGUF -> HF directory", fams[f]);
+                verify(m, hf, LT_DTYPE_F32, what);
+                if (f == 0) check_conv1d_layout(m, base, hf, "transformer.");
             }
         }
         snprintf(out, sizeof out, "%s/%s_lora.gguf", tmpdir, fams[f]);
