@@ -43,7 +43,7 @@ ifeq ($(MPI),1)
   MPI_CFLAGS := $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile)) -DLT_MPI
   LDLIBS += $(shell mpicc --showme:link)
 endif
-$(info build: MPI=$(MPI))
+$(shell echo "build: MPI=$(MPI)" >&2)
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c src/*/*/*.c))
 LIB_SRC   := $(filter-out src/cli/%,$(LIB_SRC))
