@@ -12,7 +12,8 @@
  *    under its own names;
  *  - GGUF export (arch gpt2 / gptneox, f32 and f16) reloaded through lt_model_load with logits
  *    equal to the source model; that GGUF merged back into a HF directory (generated
- *    config.json); GGUF LoRA files read back exactly.
+ *    config.json); GGUF LoRA files read back exactly; bad gpt2 / gptneox GGUF files are errors
+ *    naming the file and the tensor or key.
  *
  * Tolerances (logits of magnitude ~3-4 over 3 x 32 positions x 256 classes), as test_merge.c:
  *  F32 output: W + s*B@A rounded once in f32 against the unmerged s*B(Ax): float rounding only
@@ -271,6 +272,52 @@ static void test_gguf(void) {
     }
 }
 
+// Bad GPT-2 / NeoX GGUF files are errors naming the file and what is wrong, never crashes.
+static void test_bad_gguf(void) {
+    float data[3 * 8 * 8] = {0};
+    struct {
+        const char *arch;
+        int heads;
+        int64_t qkv_rows; // 0: no attn_qkv tensor
+        const char *want; // in the message
+    } cases[] = {
+        {"gpt2", 2, 0, "position_embd.weight"},    // GPT-2 without learned positions
+        {"gptneox", 3, 24, "multiple of 3 heads"}, // 8 not divisible by 3
+        {"gptneox", 2, 16, "blk.0.attn_qkv.weight"}, // qkv of the wrong shape
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        lt_err err = {0};
+        lt_gguf_writer *w = lt_gguf_writer_new();
+        char path[400], key[64];
+        snprintf(path, sizeof path, "%s/bad_%zu.gguf", tmpdir, i);
+        CHECK_OK(lt_gguf_writer_set_str(w, "general.architecture", cases[i].arch, &err), &err);
+        const char *ks[] = {"block_count", "embedding_length", "attention.head_count",
+                            "context_length", "feed_forward_length"};
+        uint32_t vs[] = {1, 8, (uint32_t)cases[i].heads, 4, 16};
+        for (int k = 0; k < 5; k++) {
+            snprintf(key, sizeof key, "%s.%s", cases[i].arch, ks[k]);
+            CHECK_OK(lt_gguf_writer_set_u32(w, key, vs[k], &err), &err);
+        }
+        int64_t se[2] = {16, 8}, sq[2] = {cases[i].qkv_rows, 8}, sv[1] = {8};
+        CHECK_OK(lt_gguf_writer_add_tensor(w, "token_embd.weight", LT_DTYPE_F32, 2, se, data, &err),
+                 &err);
+        const char *vecs[] = {"output_norm.weight", "output_norm.bias", "blk.0.attn_norm.weight",
+                              "blk.0.attn_norm.bias", "blk.0.ffn_norm.weight", "blk.0.ffn_norm.bias"};
+        for (int k = 0; k < 6; k++)
+            CHECK_OK(lt_gguf_writer_add_tensor(w, vecs[k], LT_DTYPE_F32, 1, sv, data, &err), &err);
+        if (sq[0])
+            CHECK_OK(lt_gguf_writer_add_tensor(w, "blk.0.attn_qkv.weight", LT_DTYPE_F32, 2, sq, data,
+                                               &err), &err);
+        CHECK_OK(lt_gguf_writer_write(w, path, &err), &err);
+        lt_gguf_writer_free(w);
+        lt_model *m = NULL;
+        lt_status st = lt_model_load(path, &m, &err);
+        CHECK_MSG(st != LT_OK && !m && strstr(err.msg, cases[i].want) && strstr(err.msg, path),
+                  "case %zu: %s: %s", i, lt_status_name(st), err.msg);
+        lt_model_free(m);
+    }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/lt_test_merge_gpt_%d", (int)getpid());
     char cmd[300];
@@ -279,6 +326,7 @@ int main(void) {
     test_merge_hf();
     test_gpt2_bare_names();
     test_gguf();
+    test_bad_gguf();
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     sh(cmd);
     TEST_END();
