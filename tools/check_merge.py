@@ -115,7 +115,8 @@ def main():
     else:
         V = base.config.vocab_size
         ids = torch.randint(0, V, (3, args.tokens))
-        ids[:, 0] = base.config.bos_token_id if base.config.bos_token_id is not None else 1
+        bos = base.config.bos_token_id
+        ids[:, 0] = bos if bos is not None and 0 <= bos < V else 1
         mask = torch.ones_like(ids)
         what = f"3 x {args.tokens} random ids"
     with torch.no_grad():
