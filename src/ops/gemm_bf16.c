@@ -30,6 +30,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define OPS_STR(x) #x
 #ifdef _OPENMP
@@ -171,6 +174,14 @@ static bool emul_bwd_x(float *dx, const float *dy, const lt_mat *W, int64_t M) {
 // ---------------------------------------------------------------------------------------------
 // entry points
 
+static int max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
 static bool use_amx(lt_bf16_impl impl) {
     if (impl == LT_BF16_EMUL) return false;
     return lt_bf16_amx_available(); // LT_BF16_AMX without AMX falls back to the emulation
@@ -188,8 +199,10 @@ bool lt_gemm_bf16_fwd(float *y,        // (M, out)
     bool ok;
     pthread_mutex_lock(&ws_lock);
     if (use_amx(impl)) {
-        void *ws = ws_get(bf16_amx_ws_bytes(M, W->cols));
-        if ((ok = ws != NULL)) lt_gemm_bf16_amx(y, W->rows, x, W->cols, M, W, true, accumulate, ws);
+        int nthr = max_threads();
+        void *ws = ws_get(bf16_amx_ws_bytes(M, W->cols, nthr));
+        if ((ok = ws != NULL))
+            lt_gemm_bf16_amx(y, W->rows, x, W->cols, M, W, true, accumulate, ws, nthr);
     } else {
         ok = emul_fwd(y, x, W, M, accumulate);
     }
@@ -205,8 +218,9 @@ bool lt_gemm_bf16_bwd_x(float *dx,       // (M, in) +=
     bool ok;
     pthread_mutex_lock(&ws_lock);
     if (use_amx(impl)) {
-        void *ws = ws_get(bf16_amx_ws_bytes(M, W->rows));
-        if ((ok = ws != NULL)) lt_gemm_bf16_amx(dx, W->cols, dy, W->rows, M, W, false, true, ws);
+        int nthr = max_threads();
+        void *ws = ws_get(bf16_amx_ws_bytes(M, W->rows, nthr));
+        if ((ok = ws != NULL)) lt_gemm_bf16_amx(dx, W->cols, dy, W->rows, M, W, false, true, ws, nthr);
     } else {
         ok = emul_bwd_x(dx, dy, W, M);
     }

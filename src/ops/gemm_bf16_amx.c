@@ -7,10 +7,12 @@
  * TDPBF16PS reads. Each output block of 32 x 32 is 2 x 2
  * accumulator tiles (tmm0-3) fed by two A tiles (tmm4-5, 16 rows x 32 k) and two B tiles
  * (tmm6-7, 16 k-pairs x 16 columns): 4 tile products per 4 tile loads.
- * Blocking: the reduction in chunks of BF16_KC, A packed once per chunk for all rows; output
- * columns in panels of BF16_NC whose packed B (<= 512 KB) stays in L2 while every 32-row block
- * of A streams past it. OpenMP over 16-row tiles for packing and over 32 x 32 output blocks
- * (row-major order, so a thread's consecutive blocks share their A rows) for the product.
+ * Blocking: the reduction in chunks of BF16_KC, A packed once per chunk for all rows (the threads
+ * share that work); output columns in panels of at most BF16_NC that the threads take
+ * round-robin, each packing its panel of B into its own buffer (<= 512 KB: it stays in L2 while
+ * every 32-row block of A streams past it). One OpenMP region per call and one barrier per
+ * chunk: on a machine shared with other work, a barrier per panel (an earlier version) made a
+ * descheduled thread stall the other one hundreds of times per call.
  * Numerics: products of bf16 values are exact in f32; TDPBF16PS adds them in f32 (round to
  * nearest even) but treats bf16 subnormal inputs as zero and flushes subnormal results; f32 to
  * bf16 rounding is VCVTNE2PS2BF16 (nearest even, subnormal inputs taken as zero). So the result
@@ -30,11 +32,11 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define OPS_STR(x) #x
 #ifdef _OPENMP
-#define OMP_PARALLEL_FOR(clauses) _Pragma(OPS_STR(omp parallel for schedule(static) clauses))
+#include <omp.h>
+#define OMP_PRAGMA(x) _Pragma(#x)
 #else
-#define OMP_PARALLEL_FOR(clauses)
+#define OMP_PRAGMA(x)
 #endif
 
 #define TILE_ELEMS 512 // bf16 values in one A or B tile (16 rows x 64 bytes)
@@ -109,10 +111,11 @@ static inline row_src row_get(const lt_mat *W, int64_t r, int64_t k0, int64_t n,
 }
 
 // A tiles: ap[(mt * KS + ks) * 512 + i * 32 + c] = bf16(A[mt*16 + i][ks*32 + c]), zero past M
-// rows and kn columns. Mp rows (a multiple of 32).
+// rows and kn columns. Mp rows (a multiple of 32). Called inside the parallel region: the
+// threads share the tiles (orphaned `omp for`, with its barrier at the end).
 static void pack_a(uint16_t *ap, const float *A, int64_t lda, int64_t M, int64_t Mp, int64_t kn,
                    int64_t KS) {
-    OMP_PARALLEL_FOR()
+    OMP_PRAGMA(omp for schedule(static))
     for (int64_t mt = 0; mt < Mp / 16; mt++) {
         for (int64_t i = 0; i < 16; i++) {
             int64_t row = mt * 16 + i;
@@ -154,11 +157,10 @@ static inline void transpose16(__m512i r[16]) {
 // B tiles of the forward (B = W^T, W rows are output columns): tile (nt, ks) holds, as 32-bit
 // words, word[kk][j] = {bf16 W[n0 + nt*16 + j][k0 + ks*32 + 2kk], ... + 2kk + 1}: the 32 values
 // of 16 W rows at a k-step, as 16 vectors of 16 words, transposed. NT tiles (covering nn <=
-// BF16_NC rows of W, zero past them).
+// BF16_NC rows of W, zero past them). One thread's own panel.
 static void pack_b_fwd(uint16_t *bp, const lt_mat *W, int64_t n0, int64_t nn, int64_t NT,
                        int64_t k0, int64_t kn, int64_t KS) {
     bool direct = W->dtype == LT_DTYPE_F32 || W->dtype == LT_DTYPE_BF16;
-    OMP_PARALLEL_FOR()
     for (int64_t nt = 0; nt < NT; nt++) {
         row_src src[16];
         for (int64_t j = 0; j < 16; j++) {
@@ -190,10 +192,9 @@ static void pack_b_fwd(uint16_t *bp, const lt_mat *W, int64_t n0, int64_t nn, in
 
 // B tiles of bwd_x (B = W, W rows are the reduction): tile (nt, ks) holds word[kk][j] =
 // {bf16 W[k0 + ks*32 + 2kk][n0 + nt*16 + j], W[k0 + ks*32 + 2kk + 1][same column]}: two W rows
-// interleaved. Columns past nn and rows past kn are zero.
+// interleaved. Columns past nn and rows past kn are zero. One thread's own panel.
 static void pack_b_bwd(uint16_t *bp, const lt_mat *W, int64_t n0, int64_t nn, int64_t NT,
                        int64_t k0, int64_t kn, int64_t KS) {
-    OMP_PARALLEL_FOR()
     for (int64_t ks = 0; ks < KS; ks++) {
         float buf0[BF16_NC], buf1[BF16_NC];
         for (int64_t kk = 0; kk < 16; kk++) {
@@ -269,34 +270,50 @@ static void block_32x32(float *c, int64_t ldc, int64_t mrem, int64_t nrem, bool 
     }
 }
 
+// Output columns per panel: BF16_NC, or fewer when that leaves fewer than two panels per
+// thread (N = 768 on 2 threads: 4 panels of 192, not 3 of 256 where one thread would do two).
+static int64_t panel_cols(int64_t NO, int nthr) {
+    int64_t nc = bf16_round_up((NO + 2 * nthr - 1) / (2 * nthr), 32);
+    return nc < 32 ? 32 : nc > BF16_NC ? BF16_NC : nc;
+}
+
 void lt_gemm_bf16_amx(float *C,        // (M, NO), ldc
                       int64_t ldc,
                       const float *A,  // (M, R), lda
                       int64_t lda, int64_t M,
                       const lt_mat *W, // (NO, R) when w_rows_are_out, else (R, NO)
-                      bool w_rows_are_out, bool accumulate, void *ws) {
+                      bool w_rows_are_out, bool accumulate, void *ws, int nthr) {
     int64_t NO = w_rows_are_out ? W->rows : W->cols;
     int64_t R = w_rows_are_out ? W->cols : W->rows;
-    int64_t Mp = bf16_round_up(M, 32);
+    int64_t Mp = bf16_round_up(M, 32), MB = Mp / 32;
     int64_t kcp = bf16_round_up(R < BF16_KC ? R : BF16_KC, 32);
-    uint16_t *ap = ws, *bp = ap + Mp * kcp;
-    for (int64_t k0 = 0; k0 < R; k0 += BF16_KC) {
-        int64_t kn = R - k0 < BF16_KC ? R - k0 : BF16_KC, KS = (kn + 31) / 32;
-        bool load_c = accumulate || k0 > 0;
-        pack_a(ap, A + k0, lda, M, Mp, kn, KS);
-        for (int64_t n0 = 0; n0 < NO; n0 += BF16_NC) {
-            int64_t nn = NO - n0 < BF16_NC ? NO - n0 : BF16_NC;
-            int64_t NB = (nn + 31) / 32, NT = 2 * NB, MB = Mp / 32;
-            if (w_rows_are_out) pack_b_fwd(bp, W, n0, nn, NT, k0, kn, KS);
-            else pack_b_bwd(bp, W, n0, nn, NT, k0, kn, KS);
-            OMP_PARALLEL_FOR()
-            for (int64_t idx = 0; idx < MB * NB; idx++) {
-                int64_t mb = idx / NB, nb = idx % NB;
-                tile_setup();
-                block_32x32(C + mb * 32 * ldc + n0 + nb * 32, ldc, M - mb * 32, nn - nb * 32,
-                            load_c, ap + mb * 2 * KS * TILE_ELEMS, bp + nb * 2 * KS * TILE_ELEMS,
-                            KS);
+    int64_t nc = panel_cols(NO, nthr), NP = (NO + nc - 1) / nc;
+    uint16_t *ap = ws, *bps = ap + Mp * kcp;
+    (void)nthr;
+    OMP_PRAGMA(omp parallel num_threads(nthr))
+    {
+        int t = 0, T = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num(), T = omp_get_num_threads();
+#endif
+        uint16_t *bp = bps + (int64_t)t * BF16_NC * kcp;
+        tile_setup();
+        for (int64_t k0 = 0; k0 < R; k0 += BF16_KC) {
+            int64_t kn = R - k0 < BF16_KC ? R - k0 : BF16_KC, KS = (kn + 31) / 32;
+            bool load_c = accumulate || k0 > 0;
+            pack_a(ap, A + k0, lda, M, Mp, kn, KS); // (ends with a barrier)
+            for (int64_t p = t; p < NP; p += T) {
+                int64_t n0 = p * nc, nn = NO - n0 < nc ? NO - n0 : nc;
+                int64_t NB = (nn + 31) / 32, NT = 2 * NB;
+                if (w_rows_are_out) pack_b_fwd(bp, W, n0, nn, NT, k0, kn, KS);
+                else pack_b_bwd(bp, W, n0, nn, NT, k0, kn, KS);
+                for (int64_t mb = 0; mb < MB; mb++)
+                    for (int64_t nb = 0; nb < NB; nb++)
+                        block_32x32(C + mb * 32 * ldc + n0 + nb * 32, ldc, M - mb * 32,
+                                    nn - nb * 32, load_c, ap + mb * 2 * KS * TILE_ELEMS,
+                                    bp + nb * 2 * KS * TILE_ELEMS, KS);
             }
+            OMP_PRAGMA(omp barrier) // the next chunk's pack_a overwrites ap
         }
     }
 }
