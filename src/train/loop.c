@@ -277,9 +277,9 @@ setup_done:
         lt_info("data parallel: %d ranks; micro-batch m of each step's %d runs on rank m mod %d; "
                 "each rank sends %.2f MB per step", N, A, N,
                 2.0 * (N - 1) / N * 4.0 * (double)a->n_params / 1e6);
-        if (A % N)
-            lt_warn("--accum %d is not a multiple of %d ranks: %d rank(s) idle in every step",
-                    A, N, A < N ? N - A : N - A % N);
+        if (A % N) // ranks wait for the busiest at every step
+            lt_warn("--accum %d is not a multiple of %d ranks: %d of every %d micro-batch slots "
+                    "idle", A, N, N * ((A + N - 1) / N) - A, N * ((A + N - 1) / N));
     }
     lt_dataset_order(perm, train->n, o->seed, s.epoch);
     lt_progress pb;
