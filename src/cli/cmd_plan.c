@@ -17,7 +17,7 @@ static double mb(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
 // One planned alternative: the flags that differ from the user's and the options they give.
 typedef struct variant {
-    char flags[128];
+    char flags[256];
     lt_plan_opts o;
     lt_plan p;
 } variant;
@@ -62,11 +62,13 @@ static int make_variants(const lt_model *m, const lt_plan_opts *o, variant *v, i
         ADD(v[n].o = all; v[n].o.B = b; v[n].o.accum = acc;
             snprintf(v[n].flags, sizeof v[n].flags, "%s --batch %d --accum %d", all_flags, b, acc));
     }
+    char bflags[48] = "";
+    if (o->B > 1)
+        snprintf(bflags, sizeof bflags, " --batch 1 --accum %d", (o->accum > 0 ? o->accum : 1) * o->B);
     for (int t = o->T / 2; t >= 64; t /= 2)
         ADD(v[n].o = all; v[n].o.B = 1; v[n].o.T = t;
             v[n].o.accum = (o->accum > 0 ? o->accum : 1) * o->B;
-            snprintf(v[n].flags, sizeof v[n].flags, "%s --batch 1 --accum %d --seq %d", all_flags,
-                     v[n].o.accum, t));
+            snprintf(v[n].flags, sizeof v[n].flags, "%s%s --seq %d", all_flags, bflags, t));
 #undef ADD
     return n;
 }
@@ -101,10 +103,10 @@ static void print_table(const char *model, const lt_model *m, const lt_adapter *
                p->total <= budget ? "fits" : "DOES NOT FIT");
     if (p->tokens_per_s > 0)
         printf("speed: %.3f GFLOP per token (forward, activation gradients, LoRA, causal attention,\n"
-               "  LM head); sgemm %.1f GFLOP/s measured x %.2f efficiency (calibrated on the bench\n"
-               "  configs) -> ~%.0f tokens/s, %.2f s per micro-batch step\n",
-               p->flops_per_token / 1e9, sgemm, p->efficiency, p->tokens_per_s,
-               (double)o->B * o->T / p->tokens_per_s);
+               "  LM head)%s; sgemm %.1f GFLOP/s measured x %.2f efficiency (calibrated on the\n"
+               "  bench configs) -> ~%.0f tokens/s, %.2f s per micro-batch step\n",
+               p->flops_per_token / 1e9, o->checkpoint ? ", plus the recomputed forward," : "",
+               sgemm, p->efficiency, p->tokens_per_s, (double)o->B * o->T / p->tokens_per_s);
 }
 
 static cJSON *plan_json(const lt_plan_opts *o, const lt_plan *p) {
@@ -234,7 +236,7 @@ int cmd_train_plan(const cli_plan_args *a) {
             printf("settings that fit (planned peak):\n");
             for (int i = 0; i < nv && shown < 6; i++)
                 if (vs[i].p.total <= budget)
-                    printf("  %-72s %9.1f MiB\n", vs[i].flags, mb(vs[i].p.total)), shown++;
+                    printf("  %-76s %9.1f MiB\n", vs[i].flags, mb(vs[i].p.total)), shown++;
             if (!shown) {
                 int best = 0;
                 for (int i = 1; i < nv; i++)

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -41,8 +42,21 @@ size_t lt_plan_rss_bytes(void) { return proc_kb("/proc/self/status", "VmRSS"); }
 
 size_t lt_plan_mem_available(void) { return proc_kb("/proc/meminfo", "MemAvailable"); }
 
+// Scratch for the measurement, straight from mmap: freeing it gives every page back. Through
+// malloc, freeing a multi-MB block raises glibc's dynamic mmap threshold, later blocks of that
+// size come from the heap, and the RSS the caller measures next would keep them.
+static float *map_floats(size_t n) {
+    void *p = mmap(NULL, n * sizeof(float), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+static void unmap_floats(float *p, size_t n) {
+    if (p) munmap(p, n * sizeof(float));
+}
+
 double lt_plan_sgemm_gflops(void) {
-    enum { N = 1024, SMALL = 64 };
+    // n = 1536: near the n = 2048 rate bench_train calibrates against, at a third of its cost
+    enum { N = 1536, SMALL = 64 };
     // every thread's BLAS buffers, as attention's per-thread sgemm calls will allocate them
     float sa[SMALL * SMALL], sb[SMALL * SMALL];
     for (int i = 0; i < SMALL * SMALL; i++) sa[i] = 1.0f / (float)(1 + i % 7);
@@ -60,21 +74,18 @@ double lt_plan_sgemm_gflops(void) {
     (void)sb;
     // One wide product (M = 256, K = 1024, N = 16384): OpenBLAS packs B panels of up to K-block x
     // N-block floats (~20 MB on AVX-512) into buffers it keeps, which training's large GEMMs
-    // fill; a square 1024 product would leave most of them untouched and the baseline short.
-    float *a = lt_alloc_aligned(sizeof(float) * 1024 * 16384);
-    float *b = lt_alloc_aligned(sizeof(float) * 256 * 1024);
-    float *c = lt_alloc_aligned(sizeof(float) * 256 * 16384);
-    if (a && b && c) {
-        memset(a, 0, sizeof(float) * 1024 * 16384), memset(b, 0, sizeof(float) * 256 * 1024);
+    // fill; a square product of this size would leave most of them untouched and the baseline
+    // short.
+    const size_t na = 1024 * 16384, nb = 256 * 1024, nc = 256 * 16384, nn = (size_t)N * N;
+    float *a = map_floats(na), *b = map_floats(nb), *c = map_floats(nc);
+    if (a && b && c) // mmap's pages are zero
         lt_sgemm(false, false, 256, 16384, 1024, 1.0f, b, 1024, a, 16384, 0.0f, c, 16384);
-    }
-    lt_free_aligned(a), lt_free_aligned(b), lt_free_aligned(c);
-    a = lt_alloc_aligned(sizeof(float) * N * N), b = lt_alloc_aligned(sizeof(float) * N * N);
-    c = lt_alloc_aligned(sizeof(float) * N * N);
+    unmap_floats(a, na), unmap_floats(b, nb), unmap_floats(c, nc);
+    a = map_floats(nn), b = map_floats(nn), c = map_floats(nn);
     double best = 0;
     if (a && b && c) {
-        for (int i = 0; i < N * N; i++) a[i] = b[i] = (float)(i % 13) * 0.01f;
-        for (int rep = 0; rep < 4; rep++) { // the first is a warm-up
+        for (size_t i = 0; i < nn; i++) a[i] = b[i] = (float)(i % 13) * 0.01f;
+        for (int rep = 0; rep < 3; rep++) { // the first is a warm-up
             double t0 = lt_time_sec();
             lt_sgemm(false, false, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
             double dt = lt_time_sec() - t0;
@@ -82,14 +93,16 @@ double lt_plan_sgemm_gflops(void) {
             if (rep > 0 && g > best) best = g;
         }
     }
-    lt_free_aligned(a), lt_free_aligned(b), lt_free_aligned(c);
+    unmap_floats(a, nn), unmap_floats(b, nn), unmap_floats(c, nn);
     return best;
 }
 
 // ---------------------------------------------------------------------------------------------
 // speed
 
-double lt_plan_step_flops(const lt_model *m, const lt_adapter *ad, int B, int T) {
+// The step's FLOPs (bench_train's convention); *fwd_lo: the forward FLOPs of the blocks from the
+// lowest LoRA layer up, which gradient checkpointing runs a second time.
+static double step_flops(const lt_model *m, const lt_adapter *ad, int B, int T, double *fwd_lo) {
     const lt_config *cf = &m->cfg;
     double N = (double)B * T, M = (double)B * (T - 1);
     double QD = (double)cf->n_head * cf->head_dim;
@@ -102,22 +115,30 @@ double lt_plan_step_flops(const lt_model *m, const lt_adapter *ad, int B, int T)
             // the lowest LoRA layer's q/k/v need no input gradient; nothing below it does
             bool need_dx = l > lo || !(k == LT_MOD_Q || k == LT_MOD_K || k == LT_MOD_V);
             if (l < lo) need_dx = false;
-            f += 2 * N * io;              // forward
+            double fw = 2 * N * io;       // forward
             if (need_dx) f += 2 * N * io; // activation gradient
             const lt_lora_mod *lm = li->lora;
             if (lm) {
                 double r = lm->r;
-                f += 2 * N * r * (li->in + li->out);       // forward: x A^T, h B^T
+                fw += 2 * N * r * (li->in + li->out);      // forward: x A^T, h B^T
                 f += 2 * N * r * (2.0 * li->out + li->in); // gB, d(hidden), gA
                 if (need_dx) f += 2 * N * r * li->in;      // dx through A
             }
+            f += fw;
+            if (l >= lo) *fwd_lo += fw;
         }
     double attn = 2 * (double)B * T * T * QD; // causal QK^T + PV
     f += cf->n_layer * attn;                  // forward
+    if (lo < cf->n_layer) *fwd_lo += (cf->n_layer - lo) * attn;
     f += (cf->n_layer - lo) * 2 * attn;       // backward: dV, dP, dQ, dK (recomputed P not counted)
     double head = 2 * M * cf->n_embd * cf->n_vocab;
     f += 2 * head; // logits + d(hidden) of the LM head on the rows with loss
     return f;
+}
+
+double lt_plan_step_flops(const lt_model *m, const lt_adapter *ad, int B, int T) {
+    double fwd_lo = 0;
+    return step_flops(m, ad, B, T, &fwd_lo);
 }
 
 // Measured on this project's 2-core AVX-512 machine (bench/results, undisturbed runs, r = 16 on
@@ -147,10 +168,16 @@ static size_t span_pages(const void *p, size_t n) {
 
 static size_t mat_bytes(const lt_mat *w) { return (size_t)w->rows * w->row_bytes; }
 
-// Bytes of the pages holding the rows of w whose rows_used flag is set (all rows if NULL).
+// Linux maps up to fault_around_bytes (64 KB by default) of a file's cached pages around each
+// page fault, so reading a few scattered rows of a cached file makes whole 64 KB blocks resident
+// (measured: ~700 random 2 KB rows of a freshly written 16 MB embedding -> 12 MB resident). The
+// planner counts those blocks: an upper bound when the file is cached, as it is after a first run.
+#define FAULT_AROUND ((size_t)64 << 10)
+
+// Bytes made resident by reading the rows of w whose rows_used flag is set (all rows if NULL).
 static size_t rows_pages(const lt_mat *w, const uint8_t *used) {
     if (!used) return span_pages(w->data, mat_bytes(w));
-    size_t ps = page_size(), total = 0, last = SIZE_MAX;
+    size_t ps = page_size() > FAULT_AROUND ? page_size() : FAULT_AROUND, total = 0, last = SIZE_MAX;
     for (int64_t r = 0; r < w->rows; r++) {
         if (!used[r]) continue;
         size_t a = (size_t)(uintptr_t)lt_mat_row(w, r);
@@ -159,7 +186,8 @@ static size_t rows_pages(const lt_mat *w, const uint8_t *used) {
         if (p1 >= p0) total += (p1 - p0 + 1) * ps;
         last = p1;
     }
-    return total;
+    size_t all = span_pages(w->data, mat_bytes(w));
+    return total < all ? total : all;
 }
 
 // Bytes bitsandbytes' blockwise 4-bit layout takes for n values (quant.c).
@@ -241,11 +269,12 @@ lt_status lt_plan_make(lt_model *m, const lt_adapter *a, const lt_plan_opts *o,
     size_t bt = (size_t)o->B * (size_t)o->T * (size_t)(o->accum > 0 ? o->accum : 1);
     p.loop = 3 * sizeof(int32_t) * bt + sizeof(int64_t) * ((size_t)o->n_examples + bt);
     p.total = p.base + p.model_load + p.tok_data + p.weights + p.lora + p.optim + p.acts + p.loop;
-    p.flops_per_token = lt_plan_step_flops(m, a, o->B, o->T) / ((double)o->B * o->T);
+    double fwd_lo = 0, tokens = (double)o->B * o->T;
+    p.flops_per_token = step_flops(m, a, o->B, o->T, &fwd_lo) / tokens;
+    // the time counts checkpointing's second forward, which the FLOP convention does not
+    double work = p.flops_per_token + (o->checkpoint ? fwd_lo / tokens : 0);
     p.efficiency = lt_plan_efficiency(m);
-    p.tokens_per_s = ms->sgemm_gflops > 0
-                         ? ms->sgemm_gflops * 1e9 * p.efficiency / p.flops_per_token
-                         : 0;
+    p.tokens_per_s = ms->sgemm_gflops > 0 ? ms->sgemm_gflops * 1e9 * p.efficiency / work : 0;
     *out = p;
     return LT_OK;
 }

@@ -17,7 +17,8 @@
  * Speed: the GEMM FLOPs of a step counted as bench/bench_train.c counts them (forward,
  * activation gradients where something below is trainable, LoRA, causal attention, LM head on
  * the rows with loss), divided by a measured sgemm rate times an efficiency calibrated on the
- * bench configs (see lt_plan_efficiency).
+ * bench configs (see lt_plan_efficiency); with --grad-checkpoint the recomputed forward is added
+ * to the time (not to the FLOP count). bf16 compute (--compute bf16) is not modelled.
  * What not: no allocation of the planned buffers, no quantisation, no training; page-cache
  * effects (a model read through mmap also fills the page cache, which RSS does not count).
  */
@@ -63,7 +64,7 @@ lt_status lt_plan_make(lt_model *m, const lt_adapter *a, const lt_plan_opts *o,
 double lt_plan_step_flops(const lt_model *m, const lt_adapter *a, int B, int T);
 // Fraction of the sgemm rate a training step reaches for this model (calibration in plan.c).
 double lt_plan_efficiency(const lt_model *m);
-// A quick sgemm rate (GFLOP/s, n = 1024, best of 3) on all threads; it also runs one small
+// A quick sgemm rate (GFLOP/s, n = 1536, best of 2) on all threads; it also runs one small
 // sgemm on every OpenMP thread first, so the BLAS buffers training will use are resident when
 // the caller measures its baseline afterwards.
 double lt_plan_sgemm_gflops(void);
