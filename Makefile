@@ -111,7 +111,7 @@ test: $(BIN) $(UNIT_BIN) $(GOLD_BIN) $(FUZZ_BIN)
 
 # MPI stage (scripts/test.sh; needs MPI=1): 1 process vs `mpirun -np 2`, resume, failures.
 .PHONY: test-mpi
-MPI_TEST_BIN := $(BUILD)/tests/mpi_adapter_diff $(BUILD)/tests/mpi_cls_train
+MPI_TEST_BIN := $(BUILD)/tests/mpi_adapter_diff $(BUILD)/tests/mpi_cls_train $(BUILD)/tests/mpi_oom_sweep
 $(BUILD)/tests/mpi_%: tests/mpi/mpi_%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  LD $@")

@@ -22,6 +22,7 @@ static uint64_t g_sent = 0;    // bytes sent by the sums
 static bool g_failed = false;  // lt_dist_agree returned a failure
 static void *g_scratch = NULL; // reduce-scatter receive buffer
 static size_t g_scratch_bytes = 0;
+static int *g_counts = NULL;   // (4 * size) counts and offsets of the sums
 
 bool lt_dist_enabled(void) {
 #ifdef LT_MPI
@@ -52,6 +53,8 @@ lt_status lt_dist_init(int *argc, char ***argv, lt_err *err) {
     g_mpi = true;
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    if (!(g_counts = lt_alloc(sizeof(int) * 4 * (size_t)g_size)))
+        lt_dist_abort("out of memory"); // the other ranks are past MPI_Init: stop them too
     return LT_OK;
 #else
     (void)argc, (void)argv;
@@ -64,8 +67,8 @@ lt_status lt_dist_init(int *argc, char ***argv, lt_err *err) {
 }
 
 void lt_dist_finalize(void) {
-    lt_free(g_scratch);
-    g_scratch = NULL, g_scratch_bytes = 0;
+    lt_free(g_scratch), lt_free(g_counts);
+    g_scratch = NULL, g_scratch_bytes = 0, g_counts = NULL;
 #ifdef LT_MPI
     if (g_mpi) MPI_Finalize();
 #endif
@@ -86,6 +89,24 @@ _Noreturn void lt_dist_abort(const char *msg) {
     exit(1);
 }
 
+// The receive buffer of a sum of n elements of es bytes: this rank's chunk from every rank.
+static size_t scratch_need(int64_t n, size_t es) {
+    return (size_t)(n / g_size + 1) * (size_t)g_size * es;
+}
+
+static lt_status grow_scratch(size_t need, lt_err *err) {
+    if (need <= g_scratch_bytes) return LT_OK;
+    void *p = lt_realloc(g_scratch, need);
+    if (!p) return lt_err_set(err, LT_ERR_OOM, "out of memory for a %zu-byte reduce buffer", need);
+    g_scratch = p, g_scratch_bytes = need;
+    return LT_OK;
+}
+
+lt_status lt_dist_reserve(int64_t n, lt_err *err) {
+    if (g_size == 1 || n <= 0) return LT_OK;
+    return grow_scratch(scratch_need(n, sizeof(double)), err);
+}
+
 #ifdef LT_MPI
 // Rank k owns elements [off(k), off(k) + cnt(k)): n split as evenly as possible.
 static int chunk_cnt(int64_t n, int k) { return (int)(n / g_size + (k < n % g_size)); }
@@ -101,16 +122,10 @@ static lt_status sum_ordered(void *buf, int64_t n, bool f64, lt_err *err) {
                           (long long)n, INT_MAX);
     size_t es = f64 ? sizeof(double) : sizeof(float);
     int me = g_rank, mine = chunk_cnt(n, me);
-    size_t need = (size_t)mine * (size_t)g_size * es;
-    if (need > g_scratch_bytes) {
-        void *p = lt_realloc(g_scratch, need);
-        if (!p) return lt_err_set(err, LT_ERR_OOM, "out of memory for a %zu-byte reduce buffer", need);
-        g_scratch = p, g_scratch_bytes = need;
-    }
-    // Counts and offsets: small arrays of ints, one per rank.
-    int *cnt = lt_alloc(sizeof(int) * 4 * (size_t)g_size);
-    if (!cnt) return lt_err_set(err, LT_ERR_OOM, "out of memory");
-    int *off = cnt + g_size, *rcnt = off + g_size, *roff = rcnt + g_size;
+    // Returning here would leave the other ranks waiting in the exchange below: callers reserve
+    // the buffer in their setup (lt_dist_reserve), so this is the last resort.
+    if (grow_scratch(scratch_need(n, es), err)) lt_dist_abort(err ? err->msg : "out of memory");
+    int *cnt = g_counts, *off = cnt + g_size, *rcnt = off + g_size, *roff = rcnt + g_size;
     for (int k = 0; k < g_size; k++) {
         cnt[k] = chunk_cnt(n, k), off[k] = chunk_off(n, k);
         rcnt[k] = mine, roff[k] = k * mine;
@@ -147,7 +162,6 @@ static lt_status sum_ordered(void *buf, int64_t n, bool f64, lt_err *err) {
     }
     g_sent += ((uint64_t)(n - mine) + (uint64_t)mine * (uint64_t)(g_size - 1)) * es;
 done:
-    lt_free(cnt);
     return st;
 }
 #endif

@@ -39,10 +39,14 @@ int lt_dist_size(void); // ranks in the job; 1 in a single process
 bool lt_dist_enabled(void); // built with MPI support
 
 // Sums buf(n) element-wise over all ranks, in rank order (see above); every rank gets the sum.
-// Allocates a scratch of n elements on first use (kept; lt_dist_finalize frees it). Errors:
-// LT_ERR_OOM, LT_ERR_IO (an MPI call failed).
+// Uses a scratch of about n elements, kept for the next sums (lt_dist_reserve; lt_dist_finalize
+// frees it). Errors: LT_ERR_ARG (n > INT_MAX), LT_ERR_IO (an MPI call failed).
 lt_status lt_dist_sum_f32(float *buf, int64_t n, lt_err *err);
 lt_status lt_dist_sum_f64(double *buf, int n, lt_err *err); // small buffers (counts, losses)
+// Makes sure the sums of up to n elements (f32 or f64) need no allocation: call it in a setup
+// phase whose failures the ranks agree on (lt_dist_agree), because a sum that cannot allocate
+// cannot tell the other ranks, which wait for it: it stops the job (lt_dist_abort). LT_ERR_OOM.
+lt_status lt_dist_reserve(int64_t n, lt_err *err);
 // Copies buf(bytes) of rank root to every rank.
 lt_status lt_dist_bcast(void *buf, size_t bytes, int root, lt_err *err);
 

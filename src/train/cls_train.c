@@ -947,8 +947,9 @@ lt_status lt_cls_train(lt_model *m, lt_adapter *a, const lt_cls_data *train, con
     if ((st = lt_cls_metrics_init(&r.best_val, K, err)) ||
         (st = lt_cls_metrics_init(&r.last_val, K, err)) ||
         (st = lt_cls_metrics_init(&r.scratch, K, err)) ||
-        (st = lt_train_state_init(&s, a->n_params, err)))
-        goto setup_done;
+        (st = lt_train_state_init(&s, a->n_params, err)) ||
+        (st = lt_dist_reserve(a->n_params > (int64_t)K * K ? a->n_params : (int64_t)K * K, err)))
+        goto setup_done; // (the reserve: gradient and confusion-matrix sums)
     if (to->optim == LT_OPTIM_ADAMW_8BIT && (st = lt_train_state_use_8bit(&s, a, err)))
         goto setup_done;
     lt_ctx_opts co = {.B = B, .T = T, .train = true, .checkpoint = to->checkpoint_activations};

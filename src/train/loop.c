@@ -252,6 +252,7 @@ lt_status lt_train(lt_model *m, lt_adapter *a, const lt_dataset *train, const lt
         goto setup_done;
     }
     if ((st = lt_train_state_init(&s, a->n_params, err))) goto setup_done;
+    if ((st = lt_dist_reserve(a->n_params, err))) goto setup_done; // gradient sums
     if (o->optim == LT_OPTIM_ADAMW_8BIT && (st = lt_train_state_use_8bit(&s, a, err))) goto setup_done;
     lt_ctx_opts co = {.B = B, .T = T, .train = true, .checkpoint = o->checkpoint_activations};
     if ((st = lt_ctx_new(m, &co, &c, err))) goto setup_done;

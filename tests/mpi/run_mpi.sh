@@ -115,6 +115,15 @@ rc=$?
 if [ $rc -ne 0 ] && grep -q 'rank 1: .*missing.ids.jsonl' "$T/f1.log" && [ ! -f "$T/f1/adapter_model.safetensors" ]; then
     ok "rank 1's setup failure stops the job: $(grep 'rank 1' "$T/f1.log" | head -n 1)"
 else bad "rank 1's setup failure (exit $rc)"; cat "$T/f1.log"; fi
+# Every allocation of rank 1, then of rank 0 (which also writes the files), made to fail in turn
+# during a 2-rank lt_train: each run stops both ranks with "rank F: ...", no hang (timeout),
+# nothing half-written.
+for f in 1 0; do
+    mkdir -p "$T/oom$f"
+    if out=$(timeout 300 $MPIRUN -np 2 "$B/tests/mpi_oom_sweep" "$T/oom$f" $f 2>&1); then
+        ok "$(printf '%s\n' "$out" | grep '^oom sweep')"
+    else bad "allocation failure sweep of rank $f"; printf '%s\n' "$out" | tail -n 20; fi
+done
 # A rank killed in the middle of training (SIGKILL, as the OOM killer does): mpirun stops the
 # job naming the rank; the last checkpoint is whole and resumes.
 d="$T/kill"
