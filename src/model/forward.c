@@ -5,6 +5,9 @@
  * Block (pre-norm, llama family):
  *   xn1 = rms(x; w1); q,k,v = Q(xn1),K(xn1),V(xn1); rope(q,k); ao = attn(q,k,v)
  *   xmid = x + O(ao); xn2 = rms(xmid; w2); h = silu(G(xn2)) * U(xn2); out = xmid + D(h)
+ * Saved per layer for backward: q, k, v, the attention's log-sum-exp, ao, xmid, g, u, the norms'
+ * statistics and the LoRA hiddens. xn1, xn2 and h are recomputed in the backward (elementwise
+ * passes), the attention probabilities block by block inside its backward.
  * Each projection P(x) = x W^T + b + s * (drop(x) A^T) B^T when a LoRA module is attached.
  * Backward runs the same list in reverse; gradients flow only where something is trainable:
  * nothing is computed for frozen weights, and the backward stops at the lowest block holding
@@ -31,13 +34,13 @@
 #define HEAD_CHUNK_BYTES ((size_t)64 << 20)
 
 typedef struct block_acts {
-    float *xn1, *mean1, *rstd1; // (N,C), (N), (N); mean only for LayerNorm
+    float *mean1, *rstd1;       // (N), (N) of the attention norm; mean only for LayerNorm
     float *qkv;         // (N, QD + 2 KVD) fused projection output, or NULL
     float *q, *k, *v;   // (N,QD), (N,KVD), (N,KVD) after RoPE
     float *lse;         // (B,NH,T) attention log-sum-exp (the probabilities are recomputed)
     float *ao;          // (N,QD)
     float *xmid;        // (N,C)
-    float *xn2, *mean2, *rstd2; // (N,C), (N), (N)
+    float *mean2, *rstd2;       // (N), (N) of the MLP norm
     float *g, *u;       // (N,F); u is the GELU input for GELU MLPs (h is recomputed from them)
     float *hl[LT_MOD_PER_LAYER]; // LoRA hidden (N, r) per module, NULL when no module
 } block_acts;
@@ -51,6 +54,9 @@ struct lt_ctx {
     block_acts *acts;  // (n_slots)
     float *xs;         // (L+1, N, C) block inputs (the residual stream)
     float *xf, *meanf, *rstdf; // (N,C), (N), (N) after the final norm
+    // Recomputed per block rather than kept per layer (cheap elementwise passes over saved
+    // inputs, so bit-identical to the forward's values):
+    float *xn;         // (N,C) a norm's output (xn1, then xn2) of the block being run
     float *h;          // (N,F) MLP hidden of the block being run (forward, or backward recompute)
     // backward scratch: these and the logits chunk are views into one allocation, `scratch`,
     // the larger of the two: the chunk is dead before the backward of the blocks starts.
@@ -87,10 +93,10 @@ static float *ctx_alloc(lt_ctx *c, size_t n, bool *ok) {
 }
 
 static void acts_free(block_acts *a) {
-    lt_free_aligned(a->xn1), lt_free_aligned(a->rstd1), lt_free_aligned(a->q);
+    lt_free_aligned(a->rstd1), lt_free_aligned(a->q);
     lt_free_aligned(a->mean1), lt_free_aligned(a->mean2), lt_free_aligned(a->qkv);
     lt_free_aligned(a->k), lt_free_aligned(a->v), lt_free_aligned(a->lse);
-    lt_free_aligned(a->ao), lt_free_aligned(a->xmid), lt_free_aligned(a->xn2);
+    lt_free_aligned(a->ao), lt_free_aligned(a->xmid);
     lt_free_aligned(a->rstd2), lt_free_aligned(a->g), lt_free_aligned(a->u);
     for (int k = 0; k < LT_MOD_PER_LAYER; k++) lt_free_aligned(a->hl[k]);
 }
@@ -100,7 +106,7 @@ void lt_ctx_free(lt_ctx *c) {
     if (c->acts)
         for (int i = 0; i < c->n_slots; i++) acts_free(&c->acts[i]);
     lt_free(c->acts);
-    float *fs[] = {c->xs,    c->xf,    c->rstdf,   c->meanf,  c->h,      c->scratch, c->dhl,
+    float *fs[] = {c->xs,    c->xf,    c->rstdf,   c->meanf,  c->xn, c->h, c->scratch, c->dhl,
                    c->drop,  c->hsel,  c->dhsel,   c->hl_head, c->lin_ws, c->attn_ws};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) lt_free_aligned(fs[i]);
     lt_free(c->sel);
@@ -141,8 +147,8 @@ static int head_chunk_rows(int V) {
 // the memory planner (lt_ctx_plan_bytes) and the allocation cannot drift apart.
 typedef struct ctx_sizes {
     int n_slots;                       // activation slots
-    size_t xn1, rstd1, mean1, mean2, qkv, q, k, v, lse, ao, xmid, xn2, rstd2, g, u, hl; // per slot
-    size_t xs, xf, rstdf, meanf, h;
+    size_t rstd1, mean1, mean2, qkv, q, k, v, lse, ao, xmid, rstd2, g, u, hl; // per slot
+    size_t xs, xf, rstdf, meanf, xn, h;
     size_t dres, dxn, dxn2, dqkv, dao, dq, dk, dv, dF1, dF2, dF3; // training: views into scratch
     size_t chunk, scratch; // scratch = max(chunk, the sum of the views, each rounded up)
     size_t dhl, dhsel, drop, hsel, hl_head, lin_ws, attn_ws;
@@ -181,13 +187,13 @@ static void ctx_sizes_get(const lt_model *m, const lt_ctx_opts *o, bool proj_4bi
     z->nthr = max_threads();
     size_t hc = (size_t)z->hc;
     z->n_slots = train && !ckpt ? (int)L : 1;
-    z->xn1 = N * C, z->rstd1 = N, z->mean1 = N, z->mean2 = N;
+    z->rstd1 = N, z->mean1 = N, z->mean2 = N;
     z->qkv = fused ? N * (QD + 2 * KVD) : 0;
     z->q = N * QD, z->k = N * KVD, z->v = N * KVD;
     z->lse = (size_t)o->B * (size_t)cf->n_head * (size_t)o->T;
-    z->ao = N * QD, z->xmid = N * C, z->xn2 = N * C, z->rstd2 = N;
+    z->ao = N * QD, z->xmid = N * C, z->rstd2 = N;
     z->g = N * F, z->u = N * F, z->hl = N * rmax;
-    z->xs = (L + 1) * N * C, z->xf = N * C, z->rstdf = N, z->meanf = N, z->h = N * F;
+    z->xs = (L + 1) * N * C, z->xf = N * C, z->rstdf = N, z->meanf = N, z->xn = N * C, z->h = N * F;
     if (train) {
         z->dres = N * C, z->dxn = N * C, z->dxn2 = N * C;
         z->dqkv = fused ? N * (QD + 2 * KVD) : 0;
@@ -221,9 +227,9 @@ static void ctx_sizes_get(const lt_model *m, const lt_ctx_opts *o, bool proj_4bi
 }
 
 static size_t ctx_sizes_bytes(const ctx_sizes *z) {
-    size_t slot = z->xn1 + z->rstd1 + z->mean1 + z->mean2 + z->qkv + z->q + z->k + z->v + z->lse +
-                  z->ao + z->xmid + z->xn2 + z->rstd2 + z->g + z->u + LT_MOD_PER_LAYER * z->hl;
-    size_t rest = z->xs + z->xf + z->rstdf + z->meanf + z->h + z->scratch + z->dhl + z->dhsel +
+    size_t slot = z->rstd1 + z->mean1 + z->mean2 + z->qkv + z->q + z->k + z->v + z->lse + z->ao +
+                  z->xmid + z->rstd2 + z->g + z->u + LT_MOD_PER_LAYER * z->hl;
+    size_t rest = z->xs + z->xf + z->rstdf + z->meanf + z->xn + z->h + z->scratch + z->dhl + z->dhsel +
                   z->drop + z->hsel + z->hl_head + z->lin_ws + z->attn_ws;
     return sizeof(float) * ((size_t)z->n_slots * slot + rest) + sizeof(int32_t) * z->n_int32;
 }
@@ -257,19 +263,20 @@ lt_status lt_ctx_new(lt_model *m, const lt_ctx_opts *o, lt_ctx **out, lt_err *er
     if (!c->acts) ok = false;
     for (int s = 0; ok && s < c->n_slots; s++) {
         block_acts *a = &c->acts[s];
-        a->xn1 = ctx_alloc(c, z.xn1, &ok), a->rstd1 = ctx_alloc(c, z.rstd1, &ok);
+        a->rstd1 = ctx_alloc(c, z.rstd1, &ok);
         a->mean1 = ctx_alloc(c, z.mean1, &ok), a->mean2 = ctx_alloc(c, z.mean2, &ok);
         a->qkv = ctx_alloc(c, z.qkv, &ok);
         a->q = ctx_alloc(c, z.q, &ok), a->k = ctx_alloc(c, z.k, &ok);
         a->v = ctx_alloc(c, z.v, &ok), a->lse = ctx_alloc(c, z.lse, &ok);
         a->ao = ctx_alloc(c, z.ao, &ok), a->xmid = ctx_alloc(c, z.xmid, &ok);
-        a->xn2 = ctx_alloc(c, z.xn2, &ok), a->rstd2 = ctx_alloc(c, z.rstd2, &ok);
+        a->rstd2 = ctx_alloc(c, z.rstd2, &ok);
         a->g = ctx_alloc(c, z.g, &ok), a->u = ctx_alloc(c, z.u, &ok);
         for (int k = 0; k < LT_MOD_PER_LAYER; k++) a->hl[k] = ctx_alloc(c, z.hl, &ok);
     }
     c->xs = ctx_alloc(c, z.xs, &ok);
     c->xf = ctx_alloc(c, z.xf, &ok), c->rstdf = ctx_alloc(c, z.rstdf, &ok);
-    c->meanf = ctx_alloc(c, z.meanf, &ok), c->h = ctx_alloc(c, z.h, &ok);
+    c->meanf = ctx_alloc(c, z.meanf, &ok), c->xn = ctx_alloc(c, z.xn, &ok);
+    c->h = ctx_alloc(c, z.h, &ok);
     c->scratch = ctx_alloc(c, z.scratch, &ok);
     if (c->scratch) {
         float *next = c->scratch;
@@ -473,13 +480,13 @@ static void block_fwd(lt_ctx *c, int l, const lt_batch *b, const float *x, float
     int64_t N = c->N;
     size_t nC = sizeof(float) * (size_t)N * (size_t)cf->n_embd;
     const int32_t *pos = b->pos ? b->pos : c->pos0;
-    lt_norm_fwd(m, L->attn_norm, L->attn_norm_b, a->xn1, a->mean1, a->rstd1, x, N);
+    lt_norm_fwd(m, L->attn_norm, L->attn_norm_b, c->xn, a->mean1, a->rstd1, x, N); // xn1
     if (ar->qkv == LT_QKV_SEPARATE) {
-        lin_fwd(c, &L->lin[LT_MOD_Q], a->xn1, a->q, N, false, a->hl[LT_MOD_Q], 0);
-        lin_fwd(c, &L->lin[LT_MOD_K], a->xn1, a->k, N, false, a->hl[LT_MOD_K], 0);
-        lin_fwd(c, &L->lin[LT_MOD_V], a->xn1, a->v, N, false, a->hl[LT_MOD_V], 0);
+        lin_fwd(c, &L->lin[LT_MOD_Q], c->xn, a->q, N, false, a->hl[LT_MOD_Q], 0);
+        lin_fwd(c, &L->lin[LT_MOD_K], c->xn, a->k, N, false, a->hl[LT_MOD_K], 0);
+        lin_fwd(c, &L->lin[LT_MOD_V], c->xn, a->v, N, false, a->hl[LT_MOD_V], 0);
     } else {
-        lin_fwd(c, &L->lin[LT_MOD_Q], a->xn1, a->qkv, N, false, a->hl[LT_MOD_Q], 0);
+        lin_fwd(c, &L->lin[LT_MOD_Q], c->xn, a->qkv, N, false, a->hl[LT_MOD_Q], 0);
         lt_qkv_split(m, a->qkv, a->q, a->k, a->v, N);
     }
     if (ar->pos == LT_POS_ROPE) {
@@ -492,17 +499,17 @@ static void block_fwd(lt_ctx *c, int l, const lt_batch *b, const float *x, float
     float *mid = ar->parallel_residual ? xo : a->xmid;
     memcpy(mid, x, nC);
     lin_fwd(c, &L->lin[LT_MOD_O], a->ao, mid, N, true, a->hl[LT_MOD_O], 0);
-    lt_norm_fwd(m, L->ffn_norm, L->ffn_norm_b, a->xn2, a->mean2, a->rstd2, ar->parallel_residual ? x : mid, N);
+    lt_norm_fwd(m, L->ffn_norm, L->ffn_norm_b, c->xn, a->mean2, a->rstd2, ar->parallel_residual ? x : mid, N); // xn2
     if (ar->mlp == LT_MLP_SWIGLU)
-        lin_fwd(c, &L->lin[LT_MOD_GATE], a->xn2, a->g, N, false, a->hl[LT_MOD_GATE], 0);
-    lin_fwd(c, &L->lin[LT_MOD_UP], a->xn2, a->u, N, false, a->hl[LT_MOD_UP], 0);
+        lin_fwd(c, &L->lin[LT_MOD_GATE], c->xn, a->g, N, false, a->hl[LT_MOD_GATE], 0);
+    lin_fwd(c, &L->lin[LT_MOD_UP], c->xn, a->u, N, false, a->hl[LT_MOD_UP], 0);
     mlp_act(c, a);
     if (!ar->parallel_residual) memcpy(xo, a->xmid, nC);
     lin_fwd(c, &L->lin[LT_MOD_DOWN], c->h, xo, N, true, a->hl[LT_MOD_DOWN], 0);
 }
 
 // c->dres holds d(out); on return it holds d(x) (unless need_dx is false: then stale).
-static void block_bwd(lt_ctx *c, int l, const lt_batch *b, const float *x, const block_acts *a,
+static void block_bwd(lt_ctx *c, int l, const lt_batch *b, const float *x, block_acts *a,
                       bool need_dx) {
     const lt_model *m = c->m;
     const lt_config *cf = &m->cfg;
@@ -521,14 +528,16 @@ static void block_bwd(lt_ctx *c, int l, const lt_batch *b, const float *x, const
     lin_bwd(c, &L->lin[LT_MOD_DOWN], c->h, c->dres, c->dF1, N, a->hl[LT_MOD_DOWN], 0);
     memset(c->dF3, 0, nF * sizeof(float));
     if (dxm) memset(dxm, 0, nC * sizeof(float));
+    // xn2 again (the forward's values: same function, same input; mean2/rstd2 rewritten equal)
+    lt_norm_fwd(m, L->ffn_norm, L->ffn_norm_b, c->xn, a->mean2, a->rstd2, par ? x : a->xmid, N);
     if (ar->mlp == LT_MLP_SWIGLU) {
         memset(c->dF2, 0, nF * sizeof(float));
         lt_swiglu_bwd(c->dF2, c->dF3, c->dF1, a->g, a->u, (int64_t)nF);
-        lin_bwd(c, &L->lin[LT_MOD_GATE], a->xn2, c->dF2, dxm, N, a->hl[LT_MOD_GATE], 0);
+        lin_bwd(c, &L->lin[LT_MOD_GATE], c->xn, c->dF2, dxm, N, a->hl[LT_MOD_GATE], 0);
     } else {
         lt_gelu_bwd(c->dF3, c->dF1, a->u, (int64_t)nF, ar->gelu_tanh);
     }
-    lin_bwd(c, &L->lin[LT_MOD_UP], a->xn2, c->dF3, dxm, N, a->hl[LT_MOD_UP], 0);
+    lin_bwd(c, &L->lin[LT_MOD_UP], c->xn, c->dF3, dxm, N, a->hl[LT_MOD_UP], 0);
     if (!par) lt_norm_bwd(m, L->ffn_norm, c->dres, c->dxn, a->xmid, a->mean2, a->rstd2, N);
     // attention branch (dres is d(xmid), or d(out) itself with a parallel residual)
     memset(c->dao, 0, nQ * sizeof(float));
@@ -544,13 +553,14 @@ static void block_bwd(lt_ctx *c, int l, const lt_batch *b, const float *x, const
     }
     float *dxa = need_dx ? c->dxn2 : NULL;
     if (dxa) memset(dxa, 0, nC * sizeof(float));
+    lt_norm_fwd(m, L->attn_norm, L->attn_norm_b, c->xn, a->mean1, a->rstd1, x, N); // xn1 again
     if (ar->qkv == LT_QKV_SEPARATE) {
-        lin_bwd(c, &L->lin[LT_MOD_Q], a->xn1, c->dq, dxa, N, a->hl[LT_MOD_Q], 0);
-        lin_bwd(c, &L->lin[LT_MOD_K], a->xn1, c->dk, dxa, N, a->hl[LT_MOD_K], 0);
-        lin_bwd(c, &L->lin[LT_MOD_V], a->xn1, c->dv, dxa, N, a->hl[LT_MOD_V], 0);
+        lin_bwd(c, &L->lin[LT_MOD_Q], c->xn, c->dq, dxa, N, a->hl[LT_MOD_Q], 0);
+        lin_bwd(c, &L->lin[LT_MOD_K], c->xn, c->dk, dxa, N, a->hl[LT_MOD_K], 0);
+        lin_bwd(c, &L->lin[LT_MOD_V], c->xn, c->dv, dxa, N, a->hl[LT_MOD_V], 0);
     } else {
         qkv_copy(m, c->dqkv, c->dq, c->dk, c->dv, N, true);
-        lin_bwd(c, &L->lin[LT_MOD_Q], a->xn1, c->dqkv, dxa, N, a->hl[LT_MOD_Q], 0);
+        lin_bwd(c, &L->lin[LT_MOD_Q], c->xn, c->dqkv, dxa, N, a->hl[LT_MOD_Q], 0);
     }
     if (!need_dx) return;
     if (par) lt_norm_bwd(m, L->ffn_norm, c->dres, c->dxn, x, a->mean2, a->rstd2, N);
