@@ -107,6 +107,29 @@ same "classification adapter (best), 1 process vs 2 ranks" "$T/c1" "$T/c2"
 same "classification adapter best/, 1 process vs 2 ranks" "$T/c1/best" "$T/c2/best"
 same "classification adapter, 2 ranks stopped + 1 rank resumed vs 1 process" "$T/c1" "$T/c3"
 
+# The command line of classification (train --task classify: splits, labels, report, best/) on
+# the real stories260K (skipped without ../shared/data): 2 ranks print what 1 process prints.
+S=../shared/data/models
+if [ -f "$S/stories260K.bin" ] && [ -f "$S/tok512.bin" ]; then
+    awk 'BEGIN { srand(1); split("good great happy nice fun love", p); split("bad sad angry ugly hate dull", q)
+        split("the a cat dog", o); for (i = 0; i < 120; i++) { c = i % 2; s = c ? "pos" : "neg"
+        for (j = 0; j < 6; j++) { r = int(rand() * 10); w = r < 6 ? (c ? p[r + 1] : q[r + 1]) : o[r - 5]
+            s = s (j ? " " : "\t") w }
+        print s } }' > "$T/cls.tsv"
+    A="train --task classify --model $S/stories260K.bin --tokenizer $S/tok512.bin --data $T/cls.tsv
+       --columns label,text --batch 4 --accum 2 --max-steps 20 --eval-every 10 --lr 1e-2 --seq 32 --quiet"
+    # shellcheck disable=SC2086
+    $LT $A --out "$T/cli1" >"$T/cli1.log" 2>&1 && $MPIRUN -np 2 $LT $A --out "$T/cli2" >"$T/cli2.log" 2>&1 \
+        || { bad "train --task classify, 1 process or 2 ranks"; cat "$T/cli1.log" "$T/cli2.log"; }
+    strip() { grep -v 'wall time\|examples/s\|training [0-9.]* s' "$1" | sed "s#$2#OUT#g"; }
+    if [ "$(strip "$T/cli1.log" "$T/cli1")" = "$(strip "$T/cli2.log" "$T/cli2")" ]; then
+        ok "train --task classify: 2 ranks print what 1 process prints ($(grep -c . "$T/cli2.log") lines)"
+    else bad "train --task classify: outputs differ"; diff "$T/cli1.log" "$T/cli2.log" | head -n 20; fi
+    same "train --task classify adapter, 1 process vs 2 ranks" "$T/cli1" "$T/cli2"
+else
+    echo "SKIP: train --task classify under mpirun needs $S/stories260K.bin and tok512.bin"
+fi
+
 # 4. a rank that fails stops the job with a message naming it; nothing half-written.
 # MPMD: rank 1 is given a data file its machine does not have.
 $MPIRUN -np 1 $LT train $F --out "$T/f1" : -np 1 $LT train $F --data "$T/missing.ids.jsonl" \
