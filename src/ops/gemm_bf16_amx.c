@@ -160,28 +160,23 @@ static inline void transpose16(__m512i r[16]) {
 // BF16_NC rows of W, zero past them). One thread's own panel.
 static void pack_b_fwd(uint16_t *bp, const lt_mat *W, int64_t n0, int64_t nn, int64_t NT,
                        int64_t k0, int64_t kn, int64_t KS) {
-    bool direct = W->dtype == LT_DTYPE_F32 || W->dtype == LT_DTYPE_BF16;
+    // Other dtypes are converted a whole row chunk at a time: k0 is a multiple of BF16_KC and
+    // kn reaches BF16_KC or the row's end, so the chunk is whole blocks of every dtype (the
+    // k-quants' are 256 elements); 32-element pieces would not be.
+    static _Thread_local float conv[16][BF16_KC];
     for (int64_t nt = 0; nt < NT; nt++) {
         row_src src[16];
         for (int64_t j = 0; j < 16; j++) {
             src[j].f = NULL, src[j].h = NULL;
-            if (direct && nt * 16 + j < nn) src[j] = row_get(W, n0 + nt * 16 + j, k0, kn, NULL);
+            if (nt * 16 + j < nn) src[j] = row_get(W, n0 + nt * 16 + j, k0, kn, conv[j]);
         }
         for (int64_t ks = 0; ks < KS; ks++) {
             int64_t r = kn - ks * 32;
             __m512i v[16];
             for (int64_t j = 0; j < 16; j++) {
-                if (nt * 16 + j >= nn) {
-                    v[j] = _mm512_setzero_si512();
-                } else if (src[j].h) {
-                    v[j] = bf16x32_bf16(src[j].h + ks * 32, r);
-                } else if (src[j].f) {
-                    v[j] = bf16x32_f32(src[j].f + ks * 32, r);
-                } else { // k0 + ks*32 is a multiple of every block size, r < 32 ends the row
-                    float t[32];
-                    simd_mat_row_to_f32(t, W, n0 + nt * 16 + j, k0 + ks * 32, r < 32 ? r : 32);
-                    v[j] = bf16x32_f32(t, r);
-                }
+                if (nt * 16 + j >= nn) v[j] = _mm512_setzero_si512();
+                else if (src[j].h) v[j] = bf16x32_bf16(src[j].h + ks * 32, r);
+                else v[j] = bf16x32_f32(src[j].f + ks * 32, r);
             }
             transpose16(v);
             uint16_t *tile = bp + (nt * KS + ks) * TILE_ELEMS;
@@ -272,9 +267,11 @@ static void block_32x32(float *c, int64_t ldc, int64_t mrem, int64_t nrem, bool 
 
 // Output columns per panel: BF16_NC, or fewer when that leaves fewer than two panels per
 // thread (N = 768 on 2 threads: 4 panels of 192, not 3 of 256 where one thread would do two).
-static int64_t panel_cols(int64_t NO, int nthr) {
-    int64_t nc = bf16_round_up((NO + 2 * nthr - 1) / (2 * nthr), 32);
-    return nc < 32 ? 32 : nc > BF16_NC ? BF16_NC : nc;
+// In bwd_x the panel is a range of W's columns, converted row by row: whole blocks of W's dtype
+// (a multiple of `unit`, up to 256 for the k-quants; BF16_NC is a multiple of 256).
+static int64_t panel_cols(int64_t NO, int nthr, int64_t unit) {
+    int64_t nc = bf16_round_up((NO + 2 * nthr - 1) / (2 * nthr), unit);
+    return nc < unit ? unit : nc > BF16_NC ? BF16_NC : nc;
 }
 
 void lt_gemm_bf16_amx(float *C,        // (M, NO), ldc
@@ -287,7 +284,8 @@ void lt_gemm_bf16_amx(float *C,        // (M, NO), ldc
     int64_t R = w_rows_are_out ? W->cols : W->rows;
     int64_t Mp = bf16_round_up(M, 32), MB = Mp / 32;
     int64_t kcp = bf16_round_up(R < BF16_KC ? R : BF16_KC, 32);
-    int64_t nc = panel_cols(NO, nthr), NP = (NO + nc - 1) / nc;
+    int64_t blk = lt_dtype_block(W->dtype), unit = !w_rows_are_out && blk > 32 ? blk : 32;
+    int64_t nc = panel_cols(NO, nthr, unit), NP = (NO + nc - 1) / nc;
     uint16_t *ap = ws, *bps = ap + Mp * kcp;
     (void)nthr;
     OMP_PRAGMA(omp parallel num_threads(nthr))

@@ -18,8 +18,8 @@
 // threads take round-robin: each packs its panel of B into its own buffer (<= BF16_NC x BF16_KC
 // bf16 = 512 KB, so it stays in the core's 2 MB L2) and multiplies every 32-row block of A by it.
 // So a chunk costs one barrier, and no weight tile is converted twice.
-#define BF16_KC 1024 // multiple of 32 (and of 64, the largest block of a quantised dtype)
-#define BF16_NC 256  // multiple of 32
+#define BF16_KC 1024 // multiple of 32 and of 256, the largest block of a quantised dtype (k-quants)
+#define BF16_NC 256  // multiple of 32 and of 256 (bwd_x panels are whole blocks of W's rows)
 
 static inline int64_t bf16_round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 

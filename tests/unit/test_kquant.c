@@ -89,6 +89,19 @@ static void check_type(const lt_safetensors *st, int ti) {
             in_bound &= fabs((double)y[i * rows + o] - yr[i * rows + o]) <= bound / 128 + 1e-6;
         }
     CHECK_MSG(in_bound, "%s: bf16 compute outside 2^-7 sum|x||w| of f32", types[ti].name);
+    // and the input gradient (panels of W's columns are whole blocks)
+    memset(dx, 0, (size_t)(N * cols) * sizeof(float));
+    lt_ops_set_matmul_precision(LT_PREC_BF16);
+    lt_linear_bwd_x(dx, dy, &W, N, ws);
+    lt_ops_set_matmul_precision(LT_PREC_F32);
+    in_bound = true;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t k = 0; k < cols; k++) {
+            double bound = 0;
+            for (int64_t o = 0; o < rows; o++) bound += fabs((double)dy[i * rows + o] * got[o * cols + k]);
+            in_bound &= fabs((double)dx[i * cols + k] - dxr[i * cols + k]) <= bound / 128 + 1e-6;
+        }
+    CHECK_MSG(in_bound, "%s: bf16 input gradient outside 2^-7 sum|dy||w| of f32", types[ti].name);
     free(ws), free(x), free(y), free(yr), free(dy), free(dx), free(dxr);
     free(w), free(got);
 }
