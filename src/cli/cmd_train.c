@@ -60,8 +60,8 @@ int cmd_train(int argc, char **argv) {
     bool help = false, quiet = false;
     const char *optim = "adamw", *quant_type = "nf4"; // QLoRA (issue 8)
     bool load_4bit = false, double_quant = false;
-    const char *compute = "f32"; // --compute (issue 9)
     bool plan = false, plan_json = false; // --plan (cmd_plan.c)
+    const char *compute = "f32"; // --compute (issue 9)
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model: HF directory (config.json + safetensors), .gguf, or llama2.c .bin"},
         {"task", OPT_STR, &task, "lm (default) | classify (LoRA + a classification head: see --task classify --help)"},
