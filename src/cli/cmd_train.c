@@ -144,7 +144,11 @@ int cmd_train(int argc, char **argv) {
     if (!strcmp(quant_type, "fp4")) qtype = LT_DTYPE_FP4;
     else if (strcmp(quant_type, "nf4")) return cli_usage_error("train", "--bnb-4bit-quant-type must be nf4 or fp4, not \"%s\"", quant_type);
     if (double_quant && !load_4bit) return cli_usage_error("train", "--double-quant needs --load-in-4bit");
-    if (!strcmp(compute, "bf16")) lt_ops_set_matmul_precision(LT_PREC_BF16);
+    if (!strcmp(compute, "bf16")) {
+        lt_ops_set_matmul_precision(LT_PREC_BF16);
+        if (!lt_bf16_amx_available())
+            lt_warn("--compute bf16: AMX not available (CPU, kernel or LT_NO_AMX); bf16 is emulated: same numerics, slower than f32");
+    }
     else if (strcmp(compute, "f32")) return cli_usage_error("train", "--compute must be f32 or bf16, not \"%s\"", compute);
     o.quiet = quiet;
     o.out_dir = out;
