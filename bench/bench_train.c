@@ -38,6 +38,7 @@
 #include "lora/lora.h"
 #include "model/model.h"
 #include "ops/ops.h"
+#include "train/plan.h"
 #include "train/train.h"
 
 #include <cblas.h>
@@ -210,37 +211,6 @@ static double sgemm_peak_gflops(int n, int reps) {
     return g;
 }
 
-// GEMM FLOPs of one training step under the convention in the file comment.
-static double step_flops(const lt_model *m, const lt_adapter *ad, int B, int T) {
-    const lt_config *cf = &m->cfg;
-    double N = (double)B * T, M = (double)B * (T - 1);
-    double QD = (double)cf->n_head * cf->head_dim;
-    int lo = ad->min_layer;
-    double f = 0;
-    for (int l = 0; l < cf->n_layer; l++)
-        for (int k = 0; k < LT_MOD_PER_LAYER; k++) {
-            const lt_linear *li = &m->layers[l].lin[k];
-            double io = (double)li->in * li->out;
-            bool need_dx = l > lo || !(k == LT_MOD_Q || k == LT_MOD_K || k == LT_MOD_V);
-            if (l < lo) need_dx = false;
-            f += 2 * N * io;              // forward
-            if (need_dx) f += 2 * N * io; // activation gradient
-            const lt_lora_mod *lm = li->lora;
-            if (lm) {
-                double r = lm->r;
-                f += 2 * N * r * (li->in + li->out);       // forward: x A^T, h B^T
-                f += 2 * N * r * (2.0 * li->out + li->in); // gB, d(hidden), gA
-                if (need_dx) f += 2 * N * r * li->in;      // dx through A
-            }
-        }
-    double attn = 2 * (double)B * T * T * QD; // causal QK^T + PV
-    f += cf->n_layer * attn;                  // forward
-    f += (cf->n_layer - lo) * 2 * attn;       // backward: dV, dP, dQ, dK
-    double head = 2 * M * cf->n_embd * cf->n_vocab;
-    f += 2 * head; // logits + d(hidden) of the LM head on the rows with loss
-    return f;
-}
-
 // ---------------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
@@ -365,7 +335,7 @@ int main(int argc, char **argv) {
     long rss_kb = lt_peak_rss_kb(); // before the sgemm probe allocates its matrices
     memcpy(t_sorted, times, sizeof(double) * (size_t)steps);
     double step_s = median(t_sorted, steps);
-    double flops = step_flops(m, ad, B, T);
+    double flops = lt_plan_step_flops(m, ad, B, T); // the planner's count (train/plan.c)
     double peak = sgemm_peak_gflops(2048, 5);
     double gflops = flops / step_s / 1e9;
 

@@ -30,16 +30,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-#define OPS_STR(x) #x
-#ifdef _OPENMP
-#define OMP_PARALLEL_FOR(clauses) _Pragma(OPS_STR(omp parallel for schedule(static) clauses))
-#else
-#define OMP_PARALLEL_FOR(clauses)
-#endif
+#include "ops/ops_omp.h"
 
 // Columns (forward) or rows (bwd_x) of W per slab of the emulated path, as in ops_cpu.c.
 #define EMUL_KT 256

@@ -32,12 +32,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#define OMP_PRAGMA(x) _Pragma(#x)
-#else
-#define OMP_PRAGMA(x)
-#endif
+#include "ops/ops_omp.h"
 
 #define TILE_ELEMS 512 // bf16 values in one A or B tile (16 rows x 64 bytes)
 

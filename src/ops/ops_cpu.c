@@ -30,18 +30,7 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-// `#pragma omp parallel for schedule(static) <clauses>` when built with OpenMP, nothing without
-// (so NO_OMP=1 builds stay free of -Wunknown-pragmas warnings).
-#define OPS_STR(x) #x
-#ifdef _OPENMP
-#define OMP_PARALLEL_FOR(clauses) _Pragma(OPS_STR(omp parallel for schedule(static) clauses))
-#else
-#define OMP_PARALLEL_FOR(clauses)
-#endif
+#include "ops/ops_omp.h"
 
 // Slab of W converted to f32 per GEMM, along the GEMM's K dimension: LINEAR_KT columns of W
 // (all rows) for the forward, LINEAR_KT rows of W (all columns) for bwd_x. Tiling along K is what
