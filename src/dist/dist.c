@@ -8,8 +8,12 @@
 #include "dist/dist.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #ifdef LT_MPI
 #include <mpi.h>
@@ -42,6 +46,22 @@ static long launcher_size(void) {
     return getenv("PMIX_RANK") ? 1 : 0; // PMIx without a size variable: a launcher, size unknown
 }
 
+#ifdef LT_MPI
+// mpirun binds every rank to one core (2 ranks or fewer) or one socket by default: OpenMP
+// threads beyond the cores a rank may run on then share them, slower than a single thread.
+static void warn_binding(void) {
+#if defined(_OPENMP) && defined(CPU_COUNT)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return;
+    int cores = CPU_COUNT(&set), threads = omp_get_max_threads();
+    if (threads > cores)
+        lt_warn("rank %d runs %d OpenMP threads on %d core%s it is bound to: the threads share "
+                "them; launch with `mpirun --bind-to none` (or --map-by ...:PE=%d), or set "
+                "OMP_NUM_THREADS=%d", g_rank, threads, cores, cores == 1 ? "" : "s", threads, cores);
+#endif
+}
+#endif
+
 lt_status lt_dist_init(int *argc, char ***argv, lt_err *err) {
     long n = launcher_size();
     if (n == 0) return LT_OK; // started directly: one process, MPI never initialised
@@ -55,6 +75,7 @@ lt_status lt_dist_init(int *argc, char ***argv, lt_err *err) {
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     if (!(g_counts = lt_alloc(sizeof(int) * 4 * (size_t)g_size)))
         lt_dist_abort("out of memory"); // the other ranks are past MPI_Init: stop them too
+    warn_binding();
     return LT_OK;
 #else
     (void)argc, (void)argv;
