@@ -11,6 +11,12 @@
 // Exit codes: 0 ok, 1 runtime failure (bad file, OOM...), 2 usage error.
 int cli_fail(const lt_err *err);
 int cli_usage_error(const char *cmd, const char *fmt, ...) LT_PRINTF(2, 3);
+// --compute f32|bf16 of train, classify, generate and eval: sets the process's matmul precision
+// (ops.h) and warns when bf16 has no AMX to run on; returns 0 or a usage error naming cmd.
+#define CLI_COMPUTE_HELP                                                                           \
+    "f32 | bf16: bf16 = frozen-weight matmuls in bf16 with f32 accumulation, on AMX when the CPU " \
+    "has it (like torch autocast; LoRA, norms, attention, loss and optimizer stay f32) (default f32)"
+int cli_set_compute(const char *cmd, const char *compute);
 
 // Flag parsing: flags are "--name value" or "--name=value"; booleans are "--name".
 typedef enum { OPT_STR, OPT_INT, OPT_I64, OPT_FLOAT, OPT_BOOL } opt_kind;

@@ -4,6 +4,7 @@
 #include "io/io.h"
 #include "lora/merge.h"
 #include "model/model.h"
+#include "ops/ops.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdio.h>
@@ -94,6 +95,20 @@ lt_status cli_chat_template_arg(const char *path, char **out, lt_err *err) {
     else if (!(*out = lt_strdup(t))) st = lt_err_set(err, LT_ERR_OOM, "out of memory");
     cJSON_Delete(j);
     return st;
+}
+
+int cli_set_compute(const char *cmd, const char *compute) {
+    if (!strcmp(compute, "f32")) {
+        lt_ops_set_matmul_precision(LT_PREC_F32);
+        return 0;
+    }
+    if (strcmp(compute, "bf16"))
+        return cli_usage_error(cmd, "--compute must be f32 or bf16, not \"%s\"", compute);
+    lt_ops_set_matmul_precision(LT_PREC_BF16);
+    if (!lt_bf16_amx_available())
+        lt_warn("--compute bf16: AMX not available (CPU, kernel or LT_NO_AMX); bf16 is emulated: "
+                "same numerics, slower than f32");
+    return 0;
 }
 
 bool cli_parse_dtype(const char *s, bool allow_keep, bool allow_q8, lt_dtype *out) {

@@ -23,6 +23,7 @@ typedef struct cls_job {
     const char *class_weights;                      // auto | none | w1,w2,...
     const char *best_metric;                        // default macro_f1
     const char *out, *metrics, *targets, *sched, *optim;
+    const char *compute;                            // --compute f32 | bf16
     lt_lora_config lc;
     lt_cls_train_opts co;
     bool quiet, no_plots;

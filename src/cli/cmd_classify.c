@@ -53,6 +53,7 @@ void cls_job_default(cls_job *j) {
     j->optim = "adamw";
     j->format = "auto";
     j->on_bad = "stop";
+    j->compute = "f32";
     j->header = "auto";
 }
 
@@ -123,6 +124,7 @@ int cls_job_opts(cls_job *j, cli_opt *o) {
         {"resume", OPT_BOOL, &t->resume, "continue from <out>/checkpoint.safetensors if present"},
         {"no-plots", OPT_BOOL, &j->no_plots, "do not write curves.svg"},
         {"quiet", OPT_BOOL, &j->quiet, "no progress bar"},
+        {"compute", OPT_STR, &j->compute, CLI_COMPUTE_HELP},
     };
     int n = (int)(sizeof all / sizeof *all);
     LT_ASSERT(n <= CLS_JOB_MAX_OPTS - 4);
@@ -185,6 +187,8 @@ int cls_job_check(const char *cmd, cls_job *j) {
     if (j->max_per_class < 0) return cli_usage_error(cmd, "--max-per-class must be >= 0");
     if (t->eval_every < 0 || t->save_every < 0)
         return cli_usage_error(cmd, "--eval-every and --save-every must be >= 0");
+    int rc = cli_set_compute(cmd, j->compute);
+    if (rc) return rc;
     j->co.best_metric = j->best_metric;
     j->co.plots = !j->no_plots;
     t->quiet = j->quiet;
@@ -813,6 +817,7 @@ int cmd_classify(int argc, char **argv) {
                *format = "auto", *columns = NULL, *on_bad = "stop", *label_field = NULL, *out = "-";
     int B = 16, seq = 0;
     bool help = false, quiet = false;
+    const char *compute = "f32"; // --compute
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "the base model the adapter was trained on"},
         {"adapter", OPT_STR, &adapter,
@@ -832,11 +837,13 @@ int cmd_classify(int argc, char **argv) {
         {"seq", OPT_INT, &seq, "maximum tokens (default: the training length in labels.json)"},
         {"out", OPT_STR, &out, "predictions JSONL (default - = stdout)"},
         {"quiet", OPT_BOOL, &quiet, "no summary on stderr"},
+        {"compute", OPT_STR, &compute, CLI_COMPUTE_HELP},
         {"help", OPT_BOOL, &help, "this help"},
     };
     int n_opts = (int)(sizeof opts / sizeof *opts);
     int rc = cli_parse("classify", argc, argv, 2, opts, n_opts, NULL, 0, NULL);
     if (rc) return rc;
+    if ((rc = cli_set_compute("classify", compute))) return rc;
     if (help) {
         printf(
             "usage: loratune classify --model M --adapter DIR (--text T | --input FILE) [flags]\n\n"

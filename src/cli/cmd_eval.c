@@ -372,6 +372,7 @@ int cmd_eval(int argc, char **argv) {
                    .n_preview = 20};
     int seq = 256, batch = 4;
     bool compare_base = false, help = false;
+    const char *compute = "f32"; // --compute
     cli_opt opts[] = {
         {"task", OPT_STR, &task, "exact-match | json-class | json-fields | perplexity"},
         {"pred", OPT_STR, &pred, "predictions JSONL (e.g. from generate --out)"},
@@ -407,11 +408,13 @@ int cmd_eval(int argc, char **argv) {
          "perplexity: .txt, records (.jsonl/.json/.csv/.tsv) or .ids.jsonl"},
         {"seq", OPT_INT, &seq, "perplexity: sequence length (default 256)"},
         {"batch", OPT_INT, &batch, "perplexity: batch size (default 4)"},
+        {"compute", OPT_STR, &compute, "perplexity: " CLI_COMPUTE_HELP},
         {"help", OPT_BOOL, &help, "this help"},
     };
     int n_opts = (int)(sizeof opts / sizeof *opts);
     int rc = cli_parse("eval", argc, argv, 2, opts, n_opts, NULL, 0, NULL);
     if (rc) return rc;
+    if ((rc = cli_set_compute("eval", compute))) return rc;
     if (help) {
         printf("usage: loratune eval --task TASK --pred P.jsonl --gold G.jsonl [--pred-base "
                "B.jsonl] [--report R.json]\n"

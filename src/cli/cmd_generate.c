@@ -38,6 +38,7 @@ int cmd_generate(int argc, char **argv) {
     float temperature = -1, top_p = 1, rep = 1;
     int64_t seed = 0;
     bool chat = false, quiet = false, help = false;
+    const char *compute = "f32"; // --compute
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model: HF directory, .gguf, or llama2.c .bin"},
         {"adapter", OPT_STR, &adapter, "PEFT adapter directory, applied unmerged (default: none)"},
@@ -69,11 +70,13 @@ int cmd_generate(int argc, char **argv) {
         {"batch", OPT_INT, &batch, "prompts decoded together (default 8)"},
         {"out", OPT_STR, &out_path, "output JSONL, one record per prompt (default: stdout)"},
         {"quiet", OPT_BOOL, &quiet, "no progress bar"},
+        {"compute", OPT_STR, &compute, CLI_COMPUTE_HELP " (prompt prefill; decoding steps stay f32)"},
         {"help", OPT_BOOL, &help, "this help"},
     };
     int n_opts = (int)(sizeof opts / sizeof *opts);
     int rc = cli_parse("generate", argc, argv, 2, opts, n_opts, NULL, 0, NULL);
     if (rc) return rc;
+    if ((rc = cli_set_compute("generate", compute))) return rc;
     if (help) {
         printf("usage: loratune generate --model PATH (--prompt TEXT | --prompts FILE) [flags]\n\n"
                "Greedy unless --temperature > 0 (or --top-k / --top-p, which sample at temperature "

@@ -104,7 +104,7 @@ int cmd_train(int argc, char **argv) {
         {"seq", OPT_INT, &o.T, "sequence length (default 256)"},
         {"accum", OPT_INT, &o.grad_accum, "gradient accumulation steps (default 1)"},
         {"grad-checkpoint", OPT_BOOL, &o.checkpoint_activations, "recompute blocks in backward (less memory)"},
-        {"compute", OPT_STR, &compute, "f32 | bf16: bf16 = frozen-weight matmuls in bf16 with f32 accumulation, on AMX when the CPU has it (like torch autocast; LoRA, norms, attention, loss and optimizer stay f32) (default f32)"},
+        {"compute", OPT_STR, &compute, CLI_COMPUTE_HELP},
         {"optim", OPT_STR, &optim, "adamw | adamw_8bit (bitsandbytes' 8-bit AdamW states) (default adamw)"},
         {"load-in-4bit", OPT_BOOL, &load_4bit, "quantise the base model's projections to 4 bits (QLoRA)"},
         {"bnb-4bit-quant-type", OPT_STR, &quant_type, "nf4 | fp4, with --load-in-4bit (default nf4)"},
@@ -144,12 +144,7 @@ int cmd_train(int argc, char **argv) {
     if (!strcmp(quant_type, "fp4")) qtype = LT_DTYPE_FP4;
     else if (strcmp(quant_type, "nf4")) return cli_usage_error("train", "--bnb-4bit-quant-type must be nf4 or fp4, not \"%s\"", quant_type);
     if (double_quant && !load_4bit) return cli_usage_error("train", "--double-quant needs --load-in-4bit");
-    if (!strcmp(compute, "bf16")) {
-        lt_ops_set_matmul_precision(LT_PREC_BF16);
-        if (!lt_bf16_amx_available())
-            lt_warn("--compute bf16: AMX not available (CPU, kernel or LT_NO_AMX); bf16 is emulated: same numerics, slower than f32");
-    }
-    else if (strcmp(compute, "f32")) return cli_usage_error("train", "--compute must be f32 or bf16, not \"%s\"", compute);
+    if ((rc = cli_set_compute("train", compute))) return rc;
     o.quiet = quiet;
     o.out_dir = out;
     char mpath[4096];
