@@ -12,6 +12,7 @@
 #include "core/core.h"
 #include "infer/infer.h"
 #include "lora/lora.h"
+#include "bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +22,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static void print_machine(void) {
     char cpu[128] = "unknown", commit[64] = "unknown", line[256];

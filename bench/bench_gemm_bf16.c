@@ -17,6 +17,7 @@
  */
 #include "core/core.h"
 #include "ops/ops.h"
+#include "bench_util.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -35,20 +36,6 @@ static double now_sec(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static float *falloc(size_t n) {
-    float *p = lt_alloc_aligned(n * sizeof(float));
-    if (!p) {
-        fprintf(stderr, "bench_gemm_bf16: out of memory (%zu floats)\n", n);
-        exit(2);
-    }
-    return p;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 enum { CASE_SGEMM, CASE_BF16_W32, CASE_BF16_W16, CASE_LINEAR, N_CASES };
@@ -85,14 +72,6 @@ static void run_case(shape_ctx *s, int c) {
         default: lt_linear_bwd_x(s->dx, s->dy, &s->W16, s->M, s->ws); break;
         }
     }
-}
-
-static int n_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
 }
 
 static void bench_shape(int64_t M, int64_t out, int64_t in, lt_rng *rng) {

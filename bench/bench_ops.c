@@ -15,6 +15,7 @@
  */
 #include "core/core.h"
 #include "ops/ops.h"
+#include "bench_util.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -27,22 +28,8 @@
 
 static int runs = 7;
 
-static float *falloc(size_t n) {
-    float *p = lt_alloc_aligned(n * sizeof(float));
-    if (!p) {
-        fprintf(stderr, "bench_ops: out of memory (%zu floats)\n", n);
-        exit(2);
-    }
-    return p;
-}
-
 static void fill(float *x, size_t n, float sd, lt_rng *r) {
     for (size_t i = 0; i < n; i++) x[i] = sd * (2 * lt_rng_uniform(r) - 1);
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 // A group of cases timed interleaved: after one warm-up call each, every repetition calls each
@@ -71,14 +58,6 @@ static void time_group(bench_case *c, int nc) {
         qsort(t[i], (size_t)n, sizeof(double), cmp_double);
         c[i].ms = n % 2 ? t[i][n / 2] : 0.5 * (t[i][n / 2 - 1] + t[i][n / 2]);
     }
-}
-
-static int n_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
 }
 
 static void emit(const char *op, const char *shape, const char *dtype, double ms, double flops,

@@ -30,6 +30,7 @@
 #include "lora/lora.h"
 #include "model/model.h"
 #include "train/train.h"
+#include "bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,68 +64,6 @@ typedef struct opts {
     char variants[256];
 } opts;
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void run_line(const char *cmd, char *buf, size_t n) {
-    buf[0] = 0;
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    if (!fgets(buf, (int)n, p)) buf[0] = 0;
-    pclose(p);
-    buf[strcspn(buf, "\r\n")] = 0;
-}
-
-// The repository root: three levels above the binary (<root>/build/bench/bench_qlora).
-static void repo_root(char *root, size_t n) {
-    snprintf(root, n, ".");
-    char exe[1024];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k <= 0) return;
-    exe[k] = 0;
-    for (int up = 0; up < 3; up++) {
-        char *sl = strrchr(exe, '/');
-        if (sl && sl != exe) *sl = 0;
-    }
-    if (!strchr(exe, '\'')) snprintf(root, n, "%s", exe);
-}
-
-static void commit_string(char *buf, size_t n) {
-    const char *env = getenv("LT_COMMIT");
-    if (env && *env) {
-        snprintf(buf, n, "%s", env);
-        return;
-    }
-    char root[1024], head[64], dirty[256], cmd[1200];
-    repo_root(root, sizeof root);
-    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse --short HEAD 2>/dev/null", root);
-    run_line(cmd, head, sizeof head);
-    snprintf(cmd, sizeof cmd, "git -C '%s' status --porcelain 2>/dev/null | head -1", root);
-    run_line(cmd, dirty, sizeof dirty);
-    snprintf(buf, n, "%s%s", head[0] ? head : "unknown", dirty[0] ? "-dirty" : "");
-}
-
-static void machine_string(char *buf, size_t n) {
-    char model[160] = "unknown cpu", line[512];
-    int ncpu = 0;
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        while (fgets(line, sizeof line, f))
-            if (!strncmp(line, "model name", 10)) {
-                const char *c = strchr(line, ':');
-                if (c && ncpu == 0) {
-                    snprintf(model, sizeof model, "%s", c + 2);
-                    model[strcspn(model, "\r\n")] = 0;
-                }
-                ncpu++;
-            }
-        fclose(f);
-    }
-    snprintf(buf, n, "%s, %d cpus", model, ncpu);
-}
-
 static double rss_now_mb(void) {
     long pages = 0, rss = 0;
     FILE *f = fopen("/proc/self/statm", "r");
@@ -142,14 +81,6 @@ static double cpu_s(void) {
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
            (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-static int n_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
 }
 
 // One variant, in the calling (child) process. Returns an exit code.

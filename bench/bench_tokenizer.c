@@ -9,16 +9,12 @@
 #include "test.h"
 #include "core/core.h"
 #include "tokenizer/tokenizer.h"
+#include "bench_util.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define TARGET_BYTES (4u << 20)
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 int main(void) {
     const char *d = shared_data_dir();
@@ -76,7 +72,7 @@ int main(void) {
         }
         if (r >= 0) ms[r] = (lt_time_sec() - s) * 1e3;
     }
-    qsort(ms, 3, sizeof *ms, cmp_d);
+    qsort(ms, 3, sizeof *ms, cmp_double);
     char cpu[128] = "?";
     FILE *ci = fopen("/proc/cpuinfo", "r");
     if (ci) {

@@ -40,6 +40,7 @@
 #include "ops/ops.h"
 #include "train/plan.h"
 #include "train/train.h"
+#include "bench_util.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -70,70 +71,11 @@ static const bench_cfg CFGS[] = {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// First line of a shell command's output (trailing newline removed), or "" on failure.
-static void run_line(const char *cmd, char *buf, size_t n) {
-    buf[0] = 0;
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    if (!fgets(buf, (int)n, p)) buf[0] = 0;
-    pclose(p);
-    buf[strcspn(buf, "\r\n")] = 0;
-}
-
-static void commit_string(char *buf, size_t n) {
-    const char *env = getenv("LT_COMMIT");
-    if (env && *env) {
-        snprintf(buf, n, "%s", env);
-        return;
-    }
-    // The repository is the one the binary was built in (<root>/build/bench/bench_train), so
-    // the commit is right whatever the working directory.
-    char root[1024] = ".", head[64], dirty[256], cmd[1200];
-    ssize_t k = readlink("/proc/self/exe", root, sizeof root - 1);
-    if (k > 0) {
-        root[k] = 0;
-        for (int up = 0; up < 3; up++) {
-            char *sl = strrchr(root, '/');
-            if (sl && sl != root) *sl = 0;
-        }
-    }
-    if (strchr(root, '\'')) snprintf(root, sizeof root, ".");
-    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse --short HEAD 2>/dev/null", root);
-    run_line(cmd, head, sizeof head);
-    snprintf(cmd, sizeof cmd, "git -C '%s' status --porcelain 2>/dev/null | head -1", root);
-    run_line(cmd, dirty, sizeof dirty);
-    snprintf(buf, n, "%s%s", head[0] ? head : "unknown", dirty[0] ? "-dirty" : "");
-}
-
-static void machine_string(char *buf, size_t n) {
-    char model[160] = "unknown cpu", line[512];
-    int ncpu = 0;
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        while (fgets(line, sizeof line, f)) {
-            if (!strncmp(line, "model name", 10)) {
-                const char *c = strchr(line, ':');
-                if (c && ncpu == 0) {
-                    snprintf(model, sizeof model, "%s", c + 2);
-                    model[strcspn(model, "\r\n")] = 0;
-                }
-                ncpu++;
-            }
-        }
-        fclose(f);
-    }
-    bool avx512 = __builtin_cpu_supports("avx512f");
-    snprintf(buf, n, "%s, %d cpus%s", model, ncpu, avx512 ? ", avx512" : "");
+// The shared machine string plus ", avx512" when the CPU has it.
+static void machine_string_avx(char *buf, size_t n) {
+    char m[200];
+    machine_string(m, sizeof m);
+    snprintf(buf, n, "%s%s", m, __builtin_cpu_supports("avx512f") ? ", avx512" : "");
 }
 
 // CPU accounting of the whole machine (/proc/stat, in seconds) and of this process, so the
@@ -344,7 +286,7 @@ int main(int argc, char **argv) {
     omp_threads = omp_get_max_threads();
 #endif
     char machine[256], commit[96];
-    machine_string(machine, sizeof machine);
+    machine_string_avx(machine, sizeof machine);
     commit_string(commit, sizeof commit);
 
     printf("{\"impl\":\"loratune\",\"config\":\"%s\",\"compute\":\"%s\",\"amx\":%s,"

@@ -247,6 +247,7 @@ int cmd_train_plan(const cli_plan_args *a) {
             }
         }
     }
+fail: // also the way out on success (st == LT_OK)
     lt_free(vs);
     lt_free(used);
     lt_adapter_free(ad);
@@ -254,14 +255,5 @@ int cmd_train_plan(const cli_plan_args *a) {
     lt_model_free(m);
     lt_dataset_deinit(&train);
     lt_dataset_deinit(&val);
-    return 0;
-fail:
-    lt_free(vs);
-    lt_free(used);
-    lt_adapter_free(ad);
-    lt_tokenizer_free(tok);
-    lt_model_free(m);
-    lt_dataset_deinit(&train);
-    lt_dataset_deinit(&val);
-    return cli_fail(&err);
+    return st ? cli_fail(&err) : 0;
 }

@@ -178,6 +178,23 @@ void lt_model_permute_rope_rows(void *dst, const void *src, int n_heads, int hs,
                        row_bytes);
 }
 
+// The keys every family's config.json ends with; then *out = j, or j is freed on OOM.
+static lt_status config_finish(const lt_model *m, cJSON *j, const char *torch_dtype, cJSON **out,
+                               lt_err *err) {
+    // the head is untied in the output when it carries LoRA (lt_model_tensors writes lm_head)
+    cJSON_AddBoolToObject(j, "tie_word_embeddings", m->arch.tied_head && !m->lm_head.lora);
+    cJSON_AddStringToObject(j, "torch_dtype", torch_dtype);
+    cJSON_AddBoolToObject(j, "use_cache", true);
+    cJSON_AddNumberToObject(j, "vocab_size", m->cfg.n_vocab);
+    // cJSON reports allocation failures only through NULL items; check the last one landed
+    if (!cJSON_GetObjectItemCaseSensitive(j, "vocab_size")) {
+        cJSON_Delete(j);
+        return lt_err_set(err, LT_ERR_OOM, "out of memory building config.json");
+    }
+    *out = j;
+    return LT_OK;
+}
+
 // GPT2LMHeadModel / GPTNeoXForCausalLM keys (transformers GPT2Config, GPTNeoXConfig; the
 // legacy rotary_pct / rotary_emb_base keys, which transformers 5 still reads).
 static lt_status gpt_config(const lt_model *m, const char *torch_dtype, cJSON **out, lt_err *err) {
@@ -214,13 +231,7 @@ static lt_status gpt_config(const lt_model *m, const char *torch_dtype, cJSON **
         cJSON_AddNumberToObject(j, "rotary_pct", (double)c->rot_dim / c->head_dim);
         cJSON_AddBoolToObject(j, "use_parallel_residual", m->arch.parallel_residual);
     }
-    cJSON_AddBoolToObject(j, "tie_word_embeddings", m->arch.tied_head && !m->lm_head.lora);
-    cJSON_AddStringToObject(j, "torch_dtype", torch_dtype);
-    cJSON_AddBoolToObject(j, "use_cache", true);
-    cJSON_AddNumberToObject(j, "vocab_size", c->n_vocab);
-    if (!cJSON_GetObjectItemCaseSensitive(j, "vocab_size")) goto oom;
-    *out = j;
-    return LT_OK;
+    return config_finish(m, j, torch_dtype, out, err);
 oom:
     cJSON_Delete(j);
     if (!j) cJSON_Delete(arch);
@@ -264,15 +275,7 @@ lt_status lt_model_hf_config(const lt_model *m, const char *torch_dtype, cJSON *
         cJSON_AddBoolToObject(j, "use_sliding_window", false);
         cJSON_AddNullToObject(j, "sliding_window");
     }
-    // the head is untied in the output when it carries LoRA (lt_model_tensors writes lm_head)
-    cJSON_AddBoolToObject(j, "tie_word_embeddings", m->arch.tied_head && !m->lm_head.lora);
-    cJSON_AddStringToObject(j, "torch_dtype", torch_dtype);
-    cJSON_AddBoolToObject(j, "use_cache", true);
-    cJSON_AddNumberToObject(j, "vocab_size", c->n_vocab);
-    // cJSON reports allocation failures only through NULL items; check the last one landed
-    if (!cJSON_GetObjectItemCaseSensitive(j, "vocab_size")) goto oom;
-    *out = j;
-    return LT_OK;
+    return config_finish(m, j, torch_dtype, out, err);
 oom:
     cJSON_Delete(j);
     if (!j) cJSON_Delete(arch);
