@@ -86,11 +86,11 @@ $(BIN): $(CLI_OBJ) $(LIB)
 	@$(if $(V),,echo "  LD $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB) tests/test.h
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  LD $@")
 	$(Q)$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
-$(BUILD)/tests/%: tests/golden/%.c $(LIB) tests/test.h
+$(BUILD)/tests/%: tests/golden/%.c $(LIB) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  LD $@")
 	$(Q)$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)

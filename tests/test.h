@@ -12,7 +12,19 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/io.h"
+
 static int t_pass, t_fail;
+
+// A whole file, NUL-terminated (*n its length when n is not NULL), or NULL; lt_free it.
+static inline char *read_text(const char *path, size_t *n) {
+    char *p = NULL;
+    size_t k = 0;
+    lt_err e = {0};
+    if (lt_read_file(path, &p, &k, &e) != LT_OK) return NULL;
+    if (n) *n = k;
+    return p;
+}
 
 #define CHECK(c)                                                                                   \
     do {                                                                                           \

@@ -25,20 +25,6 @@
 
 #define FIX "tests/fixtures/chat"
 
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)sz + 1);
-    size_t got = fread(p, 1, (size_t)sz, f);
-    fclose(f);
-    p[got] = 0;
-    if (n) *n = got;
-    return p;
-}
-
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -162,7 +148,7 @@ static void test_fixtures(void) {
     for (int f = 0; f < nn; f++) {
         char path[512];
         snprintf(path, sizeof path, "%s/%s", FIX, names[f]);
-        char *text = slurp(path, NULL);
+        char *text = read_text(path, NULL);
         cJSON *j = text ? cJSON_Parse(text) : NULL;
         CHECK_MSG(j != NULL, "cannot read %s", path);
         const cJSON *ts = j ? cJSON_GetObjectItem(j, "templates") : NULL;
@@ -179,7 +165,7 @@ static void test_fixtures(void) {
             lt_chat_template_free(t);
         }
         cJSON_Delete(j);
-        free(text);
+        lt_free(text);
         free(names[f]);
     }
     fprintf(stderr, "golden: %d templates, %d cases\n", n_templates, n_cases);
@@ -404,7 +390,7 @@ static void test_arguments(void) {
 // allocation failures: every failure is reported, nothing leaks (ASan), no crash
 
 static void test_alloc_failures(void) {
-    char *text = slurp(FIX "/llama3.json", NULL);
+    char *text = read_text(FIX "/llama3.json", NULL);
     cJSON *j = text ? cJSON_Parse(text) : NULL;
     const cJSON *tj = j ? cJSON_GetArrayItem(cJSON_GetObjectItem(j, "templates"), 1) : NULL;
     const char *tmpl = tj ? cJSON_GetObjectItem(tj, "template")->valuestring : NULL;
@@ -431,7 +417,7 @@ static void test_alloc_failures(void) {
               ok_at, bad);
 done:
     cJSON_Delete(j);
-    free(text);
+    lt_free(text);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -454,7 +440,7 @@ static void test_gguf_template(void) {
     const char *tmpl = NULL;
     size_t len = 0;
     CHECK_OK(lt_gguf_get_str(g, "tokenizer.chat_template", &tmpl, &len, &err), &err);
-    char *text = slurp(FIX "/smollm2.json", NULL);
+    char *text = read_text(FIX "/smollm2.json", NULL);
     cJSON *j = text ? cJSON_Parse(text) : NULL;
     const cJSON *tj = j ? cJSON_GetArrayItem(cJSON_GetObjectItem(j, "templates"), 0) : NULL;
     const char *want = tj ? cJSON_GetObjectItem(tj, "template")->valuestring : NULL;
@@ -471,7 +457,7 @@ static void test_gguf_template(void) {
     lt_free(out);
     lt_chat_template_free(t);
     cJSON_Delete(j);
-    free(text);
+    lt_free(text);
     lt_gguf_close(g);
 }
 

@@ -21,6 +21,7 @@
 #include "lora/lora.h"
 #include "ops/ops.h"
 #include "test.h"
+#include "test_quant.h"
 #include "train/train.h"
 
 #include <unistd.h>
@@ -39,34 +40,6 @@ static void fill(float *x, int64_t n, float s) {
     for (int64_t i = 0; i < n; i++) x[i] = s * frand();
 }
 static float rb(float v) { return lt_bf16_to_f32(lt_f32_to_bf16(v)); }
-
-// ggml's reference q8_0 / q4_0 quantisers (as test_ops.c)
-static void quantize_q8_0(uint8_t *dst, const float *x, int64_t n) {
-    for (int64_t b = 0; b < n / 32; b++, dst += 34, x += 32) {
-        float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
-        float d = amax / 127, id = d ? 1 / d : 0;
-        uint16_t dh = lt_f32_to_f16(d);
-        memcpy(dst, &dh, 2);
-        for (int j = 0; j < 32; j++) dst[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
-    }
-}
-static void quantize_q4_0(uint8_t *dst, const float *x, int64_t n) {
-    for (int64_t b = 0; b < n / 32; b++, dst += 18, x += 32) {
-        float amax = 0, max = 0;
-        for (int j = 0; j < 32; j++)
-            if (fabsf(x[j]) > amax) amax = fabsf(x[j]), max = x[j];
-        float d = max / -8, id = d ? 1 / d : 0;
-        uint16_t dh = lt_f32_to_f16(d);
-        memcpy(dst, &dh, 2);
-        for (int j = 0; j < 16; j++) {
-            int a = (int)(x[j] * id + 8.5f), c = (int)(x[j + 16] * id + 8.5f);
-            a = a > 15 ? 15 : a;
-            c = c > 15 ? 15 : c;
-            dst[2 + j] = (uint8_t)(a | (c << 4));
-        }
-    }
-}
 
 // A random weight (rows, cols) stored as dtype t (buffer returned, free()) and its exact f32
 // values wf (what lt_mat_row_to_f32 gives).

@@ -21,26 +21,12 @@
 
 #define FIX "tests/fixtures/tokenizers"
 
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)sz + 1);
-    size_t got = fread(p, 1, (size_t)sz, f);
-    fclose(f);
-    p[got] = 0;
-    if (n) *n = got;
-    return p;
-}
-
 static cJSON *load_json(const char *path) {
     size_t n;
-    char *s = slurp(path, &n);
+    char *s = read_text(path, &n);
     if (!s) return NULL;
     cJSON *j = cJSON_ParseWithLength(s, n);
-    free(s);
+    lt_free(s);
     return j;
 }
 
@@ -144,12 +130,12 @@ static void test_llama2c(void) {
 // the expected ids, one line per string. Returns the number of matching strings.
 static int golden_pair(lt_tokenizer *t, const char *inp_path, const char *out_path, int *total) {
     size_t ni, no;
-    char *inp = slurp(inp_path, &ni), *outs = slurp(out_path, &no);
+    char *inp = read_text(inp_path, &ni), *outs = read_text(out_path, &no);
     int ok = 0;
     *total = 0;
     if (!inp || !outs) {
-        free(inp);
-        free(outs);
+        lt_free(inp);
+        lt_free(outs);
         return 0;
     }
     const char *sep = "\n__ggml_vocab_test__\n";
@@ -182,8 +168,8 @@ static int golden_pair(lt_tokenizer *t, const char *inp_path, const char *out_pa
         p = e + strlen(sep);
         line = nl ? nl + 1 : line + strlen(line);
     }
-    free(inp);
-    free(outs);
+    lt_free(inp);
+    lt_free(outs);
     return ok;
 }
 
